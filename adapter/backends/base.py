@@ -1,0 +1,85 @@
+"""The backend seam: the API layer asks for values of named objects; backends know the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from adapter.selectors import Selector
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot answer now (scrape targets down, Prometheus slow); the API answers 503."""
+
+
+class UnknownMetric(LookupError):
+    """No such metric for this resource; the API answers 404."""
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """A Kubernetes object the API asks about; ``namespace`` is empty for nodes and namespaces."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """One value for one object: ``timestamp`` is unix seconds, ``window_seconds`` the averaging window."""
+
+    value: float
+    timestamp: float
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class MetricDescriptor:
+    """A metric the backend can serve and the resources (``pods``, ``nodes``, ...) it serves it for."""
+
+    name: str
+    resources: frozenset[str]
+
+
+class MetricsBackend(Protocol):
+    """Answers "metric M for these objects"; knows nothing about HTTP, discovery or auth."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the backend has data to answer with (``/readyz``)."""
+        ...
+
+    async def start(self) -> None:
+        """Begin background work (scrape loops, discovery refresh)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work and release connections."""
+        ...
+
+    def metrics(self) -> Sequence[MetricDescriptor]:
+        """The metrics served now, for discovery."""
+        ...
+
+    async def values(
+        self,
+        metric: str,
+        resource: str,
+        objects: Sequence[ObjectKey],
+        metric_selector: Selector | None = None,
+    ) -> Mapping[ObjectKey, MetricSample]:
+        """Values of ``metric`` for ``objects`` of ``resource``; objects with no fresh data are absent.
+
+        Raises ``UnknownMetric`` or ``BackendUnavailable``.
+        """
+        ...
+
+    async def aggregate(
+        self,
+        metric: str,
+        pods: Sequence[ObjectKey],
+        metric_selector: Selector | None = None,
+    ) -> MetricSample | None:
+        """One value of ``metric`` over a group of pods (a workload's), aggregated as the metric defines."""
+        ...

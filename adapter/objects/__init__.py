@@ -1,0 +1,1 @@
+"""Kubernetes objects the adapter selects by name or label selector (cached list/watch)."""

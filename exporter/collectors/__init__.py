@@ -1,0 +1,1 @@
+"""Prometheus custom collectors, one per concern; each builds its series afresh on every scrape."""

@@ -1,0 +1,1 @@
+"""GPU sources: where device readings come from (NVML, simulated, none)."""

@@ -1,0 +1,1 @@
+"""Pod attribution: which pods and containers hold and use each GPU."""

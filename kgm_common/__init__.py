@@ -1,0 +1,1 @@
+"""Small helpers shared by the exporter and the adapter (flags, logging, addresses)."""
