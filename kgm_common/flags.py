@@ -32,6 +32,7 @@ class EnvTwinParser:
         self.parser = parser
         self._environ = dict(os.environ) if environ is None else environ
         self._env_errors: list[str] = []
+        self._repeatable_fallbacks: dict[str, list[Any]] = {}
 
     def add(
         self,
@@ -59,7 +60,13 @@ class EnvTwinParser:
             if not repeatable and choices is not None and value not in choices:
                 self._env_errors.append(f"{env}={raw!r}: choose from {', '.join(choices)}")
         shown_default = ",".join(map(str, default)) if isinstance(default, list) else default
-        full_help = f"{help} [env {env}; default {shown_default if shown_default not in (None, '') else 'unset'}]"
+        full_help = (
+            f"{help} [env {env}; default {shown_default if shown_default not in (None, '') else 'unset'}]"
+        )
+        if repeatable:
+            # argparse's "append" would add flags to the env/default list; flags must replace it instead.
+            self._repeatable_fallbacks[flag.lstrip("-").replace("-", "_")] = list(value or [])
+            value = None
         self.parser.add_argument(
             flag,
             help=full_help,
@@ -75,4 +82,7 @@ class EnvTwinParser:
         if self._env_errors:
             self.parser.error("; ".join(self._env_errors))
         args = self.parser.parse_args(argv)
+        for dest, fallback in self._repeatable_fallbacks.items():
+            if getattr(args, dest) is None:
+                setattr(args, dest, fallback)
         return args

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
@@ -16,7 +17,17 @@ from exporter.pods.model import DeviceHolders, HolderSource, NoHolders
 log = logging.getLogger(__name__)
 
 DEVICE_LABELS = ("gpu", "uuid", "namespace", "pod", "container")
-INFO_LABELS = ("gpu", "uuid", "model", "pci_bus_id", "driver_version", "mig_mode", "parent_uuid", "mig_profile")
+INFO_LABELS = (
+    "gpu",
+    "uuid",
+    "node",
+    "model",
+    "pci_bus_id",
+    "driver_version",
+    "mig_mode",
+    "parent_uuid",
+    "mig_profile",
+)
 
 
 @dataclass(frozen=True)
@@ -47,20 +58,33 @@ FIELD_METRICS: dict[Field, FieldMetric] = {
     Field.POWER: FieldMetric("gpu_power_watts", "Power drawn by the board."),
     Field.POWER_LIMIT: FieldMetric("gpu_power_limit_watts", "Power limit the board enforces."),
     Field.ENERGY: FieldMetric(
-        "gpu_energy_joules", "Energy used since the driver loaded (refreshed every few seconds).", counter=True
+        "gpu_energy_joules",
+        "Energy used since the driver loaded (refreshed every few seconds).",
+        counter=True,
     ),
     Field.SM_CLOCK: FieldMetric("gpu_sm_clock_hertz", "Streaming-multiprocessor clock."),
     Field.MEMORY_CLOCK: FieldMetric("gpu_memory_clock_hertz", "Memory clock."),
     Field.THROTTLE_REASONS: FieldMetric(
-        "gpu_throttle_reasons", "1 while the clocks are held down for this reason, else 0.", sample_label="reason"
+        "gpu_throttle_reasons",
+        "1 while the clocks are held down for this reason, else 0.",
+        sample_label="reason",
     ),
     Field.ECC_ERRORS: FieldMetric(
         "gpu_ecc_errors", "ECC errors since the driver loaded, by type.", counter=True, sample_label="type"
     ),
     Field.XID_ERRORS: FieldMetric(
-        "gpu_xid_errors", "XID errors seen since the exporter started, by XID code.", counter=True, sample_label="xid"
+        "gpu_xid_errors",
+        "XID errors seen since the exporter started, by XID code.",
+        counter=True,
+        sample_label="xid",
     ),
 }
+
+
+class ReadingsView(Protocol):
+    """Another exposition of the same scrape's readings (e.g. dcgm-exporter-compatible names)."""
+
+    def families(self, readings: Sequence[GpuReading], holders: DeviceHolders) -> Iterable[Metric]: ...
 
 
 def device_label_values(device: GpuDevice, holders: DeviceHolders) -> tuple[str, ...]:
@@ -86,8 +110,12 @@ class GpuCollector:
         collector_errors: ErrorCounts,
         field_errors: ErrorCounts,
         holders: HolderSource | None = None,
+        node: str = "",
+        views: Sequence[ReadingsView] = (),
     ) -> None:
         self._source = source
+        self._node = node
+        self._views = tuple(views)
         self._collector_errors = collector_errors
         self._field_errors = field_errors
         self._holders = holders or NoHolders()
@@ -99,11 +127,23 @@ class GpuCollector:
         for reading in readings:
             d = reading.device
             info.add_metric(
-                [d.index, d.uuid, d.model, d.pci_bus_id, d.driver_version, d.mig_mode, d.parent_uuid, d.mig_profile],
+                [
+                    d.index,
+                    d.uuid,
+                    self._node,
+                    d.model,
+                    d.pci_bus_id,
+                    d.driver_version,
+                    d.mig_mode,
+                    d.parent_uuid,
+                    d.mig_profile,
+                ],
                 {},
             )
         yield info
         yield from self._field_families(readings, holders)
+        for view in self._views:
+            yield from view.families(readings, holders)
 
     def _read_all(self) -> Iterable[GpuReading]:
         for device in self._source.devices():
@@ -112,7 +152,9 @@ class GpuCollector:
             except Exception as exc:  # noqa: BLE001 - one device failing must not fail the scrape
                 self._collector_errors.add("gpu")
                 self._field_errors.add("all", type(exc).__name__)
-                log.warning("gpu read failed", extra={"gpu": device.index, "uuid": device.uuid, "error": str(exc)})
+                log.warning(
+                    "gpu read failed", extra={"gpu": device.index, "uuid": device.uuid, "error": str(exc)}
+                )
                 continue
             for error in reading.errors:
                 self._collector_errors.add("gpu")

@@ -64,8 +64,10 @@ class GuardedCollector:
             self._errors.add(self.name)
             self._runs.record(self.name, CollectorRun(time.perf_counter() - started, success=False))
             if not self._failing:
-                log.exception("collector failed; its series are left out until it recovers",
-                              extra={"collector": self.name})
+                log.exception(
+                    "collector failed; its series are left out until it recovers",
+                    extra={"collector": self.name},
+                )
             self._failing = True
             return
         if self._failing:

@@ -61,19 +61,28 @@ class SelfCollector:
         yield errors
 
         field_errors = CounterMetricFamily(
-            "kgm_gpu_field_errors", "GPU fields that could not be read, by field and reason.",
+            "kgm_gpu_field_errors",
+            "GPU fields that could not be read, by field and reason.",
             labels=["field", "reason"],
         )
         for (field, reason), count in sorted(self._field_errors.snapshot().items()):
             field_errors.add_metric([field, reason], count)
         yield field_errors
 
-        yield GaugeMetricFamily("kgm_nvml_up", "1 if NVML is initialised and answering, else 0.",
-                                value=1.0 if self._nvml_up() else 0.0)
-        yield GaugeMetricFamily("kgm_pod_resources_up",
-                                "1 if the kubelet pod-resources API answered the latest call, else 0.",
-                                value=1.0 if self._pod_resources_up() else 0.0)
-        info = InfoMetricFamily("kgm_build", "Exporter build and runtime facts.",
-                                labels=["version", "python_version", "gpu_source"])
+        yield GaugeMetricFamily(
+            "kgm_nvml_up",
+            "1 if NVML is initialised and answering, else 0.",
+            value=1.0 if self._nvml_up() else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "kgm_pod_resources_up",
+            "1 if the kubelet pod-resources API answered the latest call, else 0.",
+            value=1.0 if self._pod_resources_up() else 0.0,
+        )
+        info = InfoMetricFamily(
+            "kgm_build",
+            "Exporter build and runtime facts.",
+            labels=["version", "python_version", "gpu_source"],
+        )
         info.add_metric([__version__, platform.python_version(), self._gpu_source_name], {})
         yield info

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from exporter.gpu.model import GpuDevice
@@ -49,3 +49,61 @@ class NoHolders:
 
     def snapshot(self) -> DeviceHolders:
         return self
+
+
+@dataclass(frozen=True)
+class DeviceAllocation:
+    """Devices of one resource that the kubelet allocated to one container, IDs as the plugin named them."""
+
+    container: ContainerRef
+    resource: str
+    device_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AllocatableDevices:
+    """Devices of one resource that the kubelet can allocate on this node."""
+
+    resource: str
+    device_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PodMeta:
+    """What the Kubernetes API says about one pod on this node.
+
+    ``uid`` is the API object's UID; ``cgroup_uid`` is the UID its containers' cgroups carry, which
+    differs for static pods (the manifest hash, read from the mirror pod's annotation).
+    ``containers`` maps runtime container IDs (without the ``containerd://`` scheme) to names.
+    """
+
+    uid: str
+    namespace: str
+    name: str
+    cgroup_uid: str = ""
+    containers: Mapping[str, str] = field(default_factory=dict)
+    owner_kind: str = ""
+    owner_name: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class PodDirectory(Protocol):
+    """Pod metadata by cgroup UID or by name; the optional Kubernetes API enrichment."""
+
+    def by_cgroup_uid(self, uid: str) -> PodMeta | None:
+        """The pod whose containers run in cgroups named with ``uid``."""
+        ...
+
+    def by_name(self, namespace: str, name: str) -> PodMeta | None:
+        """The pod called ``namespace/name`` on this node."""
+        ...
+
+
+class NoPodDirectory:
+    """No Kubernetes API access: pods are known only by what the kubelet's pod-resources API says."""
+
+    def by_cgroup_uid(self, uid: str) -> PodMeta | None:
+        return None
+
+    def by_name(self, namespace: str, name: str) -> PodMeta | None:
+        return None

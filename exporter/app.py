@@ -1,0 +1,78 @@
+"""Assembles the exporter: GPU source, collectors, registry, HTTP server; runs until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collectors.errors import ErrorCounts
+from exporter.collectors.guard import Collector
+from exporter.collectors.host import HostCollector
+from exporter.config import ExporterConfig
+from exporter.gpu.factory import open_gpu_source
+from exporter.gpu.source import GpuSource
+from exporter.pods.model import NoHolders
+from exporter.registry import build_registry
+from exporter.server import Readiness, build_app, serve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Exporter:
+    """A built exporter: its registry and the parts that need closing."""
+
+    config: ExporterConfig
+    source: GpuSource
+    registry: CollectorRegistry
+    readiness: Readiness = field(default_factory=Readiness)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def build_exporter(config: ExporterConfig) -> Exporter:
+    """Open the sources the config names and wire their collectors into one registry."""
+    source = open_gpu_source(config)
+    extra: list[tuple[str, Collector]] = []
+    if config.host_metrics:
+        extra.append(("host", HostCollector(proc_root=config.proc_root, errors=ErrorCounts())))
+    registry = build_registry(source=source, holders=NoHolders(), extra=extra, node=config.node_name)
+    return Exporter(config=config, source=source, registry=registry)
+
+
+def run(exporter: Exporter) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight scrapes and close sources."""
+    server: WSGIServer = serve(exporter.config.listen, build_app(exporter.registry, exporter.readiness))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    serving.start()
+    log.info(
+        "serving",
+        extra={
+            "listen": str(exporter.config.listen),
+            "gpu_source": exporter.source.name,
+            "gpus": len(exporter.source.devices()),
+            "host_metrics": exporter.config.host_metrics,
+        },
+    )
+    generate_latest(exporter.registry)
+    exporter.readiness.mark_ready()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    exporter.close()
+    log.info("stopped")

@@ -1,0 +1,172 @@
+"""The exporter's options, parsed from flags and their ``KGM_*`` environment twins."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from exporter import __version__
+from exporter.gpu.profiles import LoadProfile, ProfileError, parse_profile
+from kgm_common.addresses import ListenAddress, parse_listen_address
+from kgm_common.flags import EnvTwinParser, parse_bool
+from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
+
+GPU_SOURCES = ("auto", "nvml", "simulated", "none")
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    """Everything the exporter needs to start; defaults fit the DaemonSet in deploy/."""
+
+    listen: ListenAddress = field(default_factory=lambda: ListenAddress("0.0.0.0", 9402))
+    gpu_source: str = "auto"
+    simulated_gpus: int = 2
+    simulated_model: str = "NVIDIA H100 80GB HBM3"
+    simulated_memory_bytes: int = 81559 * 1024 * 1024
+    simulated_profiles: tuple[LoadProfile, ...] = ()
+    simulated_seed: int = 0
+    nvml_energy_ttl_seconds: float = 10.0
+    pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    node_name: str = ""
+    host_metrics: bool = True
+    proc_root: str = "/proc"
+    log_level: str = "info"
+    log_format: str = "json"
+
+
+def _profile(text: str) -> LoadProfile:
+    try:
+        return parse_profile(text)
+    except ProfileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
+    """The exporter's flags; each defaults to its ``KGM_*`` environment twin when that is set."""
+    env = dict(os.environ) if environ is None else environ
+    defaults = ExporterConfig()
+    parser = argparse.ArgumentParser(
+        prog="kube-gpu-exporter",
+        description="Export GPU, host and pod-attribution metrics of one Kubernetes node for Prometheus.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    flags = EnvTwinParser(parser, env)
+    flags.add(
+        "--listen",
+        help="address to serve /metrics, /healthz and /readyz on",
+        default=defaults.listen,
+        type=parse_listen_address,
+        metavar="HOST:PORT",
+    )
+    flags.add(
+        "--gpu-source",
+        help="where GPU readings come from; auto = NVML if it initialises, else none",
+        default=defaults.gpu_source,
+        choices=GPU_SOURCES,
+    )
+    flags.add(
+        "--simulated-gpus",
+        help="number of GPUs the simulated source presents",
+        default=defaults.simulated_gpus,
+        type=_positive_int,
+        metavar="N",
+    )
+    flags.add("--simulated-model", help="model name of the simulated GPUs", default=defaults.simulated_model)
+    flags.add(
+        "--simulated-memory-bytes",
+        help="framebuffer size of each simulated GPU",
+        default=defaults.simulated_memory_bytes,
+        type=_positive_int,
+        metavar="BYTES",
+    )
+    flags.add(
+        "--simulated-profile",
+        help="load profile of the next simulated GPU (repeat per GPU; the last repeats): "
+        "constant:0.6 | step:from=0.2,to=0.8,at=60 | ramp:from=0,to=1,duration=300 | "
+        "sine:min=0.2,max=0.9,period=120[,phase=0] | csv:FILE (seconds,utilization)",
+        default=[],
+        type=_profile,
+        repeatable=True,
+        metavar="SPEC",
+    )
+    flags.add(
+        "--simulated-seed",
+        help="seed of the simulated noise; same seed, same readings",
+        default=defaults.simulated_seed,
+        type=int,
+    )
+    flags.add(
+        "--nvml-energy-ttl",
+        help="seconds to reuse the total-energy reading (about 3 ms per GPU to read)",
+        default=defaults.nvml_energy_ttl_seconds,
+        type=_positive_float,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--pod-resources-socket",
+        help="the kubelet's pod-resources API socket",
+        default=defaults.pod_resources_socket,
+        metavar="PATH",
+    )
+    flags.add(
+        "--node-name",
+        help="this node's name (the DaemonSet sets NODE_NAME from the downward API)",
+        default=env.get("NODE_NAME") or socket.gethostname(),
+        metavar="NAME",
+    )
+    flags.add(
+        "--host-metrics",
+        help="export node_* host series (turn off where node-exporter runs)",
+        default=defaults.host_metrics,
+        type=parse_bool,
+        metavar="true|false",
+    )
+    flags.add(
+        "--proc-root",
+        help="the host's /proc as mounted in the container",
+        default=defaults.proc_root,
+        metavar="PATH",
+    )
+    flags.add(
+        "--log-level", help="least severe log level printed", default=defaults.log_level, choices=LOG_LEVELS
+    )
+    flags.add("--log-format", help="log line format", default=defaults.log_format, choices=LOG_FORMATS)
+    return flags
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> ExporterConfig:
+    """Parse flags (and env twins) into a config; exits with a usage message on bad input."""
+    args = build_parser(environ).parse(argv)
+    return ExporterConfig(
+        listen=args.listen,
+        gpu_source=args.gpu_source,
+        simulated_gpus=args.simulated_gpus,
+        simulated_model=args.simulated_model,
+        simulated_memory_bytes=args.simulated_memory_bytes,
+        simulated_profiles=tuple(args.simulated_profile or ()),
+        simulated_seed=args.simulated_seed,
+        nvml_energy_ttl_seconds=args.nvml_energy_ttl,
+        pod_resources_socket=args.pod_resources_socket,
+        node_name=args.node_name,
+        host_metrics=args.host_metrics,
+        proc_root=args.proc_root,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )

@@ -1,0 +1,50 @@
+"""Choosing and opening the GPU source named by ``--gpu-source``."""
+
+from __future__ import annotations
+
+import logging
+
+from exporter.config import ExporterConfig
+from exporter.gpu.simulated import SimulatedGpuSource, SimulatedGpuSpec, default_profiles
+from exporter.gpu.source import GpuSource, NoGpuSource
+
+log = logging.getLogger(__name__)
+
+
+class GpuSourceError(RuntimeError):
+    """The requested GPU source cannot start; the message says why and what to do."""
+
+
+def simulated_source(config: ExporterConfig) -> SimulatedGpuSource:
+    """The simulated GPUs described by the config; profiles beyond the last given repeat it."""
+    count = config.simulated_gpus
+    profiles = list(config.simulated_profiles) or default_profiles(count)
+    specs = [
+        SimulatedGpuSpec(
+            profile=profiles[min(i, len(profiles) - 1)],
+            model=config.simulated_model,
+            memory_bytes=config.simulated_memory_bytes,
+        )
+        for i in range(count)
+    ]
+    return SimulatedGpuSource(specs, seed=config.simulated_seed)
+
+
+def open_gpu_source(config: ExporterConfig) -> GpuSource:
+    """Open the configured source; ``auto`` falls back to no GPUs, with one clear log line."""
+    if config.gpu_source == "simulated":
+        return simulated_source(config)
+    if config.gpu_source == "none":
+        return NoGpuSource()
+    from exporter.gpu.nvml import NvmlGpuSource, NvmlUnavailable  # noqa: PLC0415 - pynvml is optional
+
+    try:
+        return NvmlGpuSource.open(energy_ttl_seconds=config.nvml_energy_ttl_seconds)
+    except NvmlUnavailable as exc:
+        if config.gpu_source == "nvml":
+            raise GpuSourceError(f"--gpu-source=nvml but NVML is unavailable: {exc}") from exc
+        log.warning(
+            "NVML unavailable; exporting no GPU series (use --gpu-source=simulated for a demo)",
+            extra={"reason": str(exc)},
+        )
+        return NoGpuSource()
