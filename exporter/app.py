@@ -11,14 +11,13 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collectors.errors import ErrorCounts
 from exporter.collectors.guard import Collector
 from exporter.collectors.host import HostCollector
 from exporter.config import ExporterConfig
 from exporter.gpu.factory import open_gpu_source
 from exporter.gpu.source import GpuSource
 from exporter.pods.model import NoHolders
-from exporter.registry import build_registry
+from exporter.registry import Telemetry, build_registry
 from exporter.server import Readiness, build_app, serve
 
 log = logging.getLogger(__name__)
@@ -40,10 +39,13 @@ class Exporter:
 def build_exporter(config: ExporterConfig) -> Exporter:
     """Open the sources the config names and wire their collectors into one registry."""
     source = open_gpu_source(config)
+    telemetry = Telemetry()
     extra: list[tuple[str, Collector]] = []
     if config.host_metrics:
-        extra.append(("host", HostCollector(proc_root=config.proc_root, errors=ErrorCounts())))
-    registry = build_registry(source=source, holders=NoHolders(), extra=extra, node=config.node_name)
+        extra.append(("host", HostCollector(proc_root=config.proc_root, errors=telemetry.collector_errors)))
+    registry = build_registry(
+        source=source, holders=NoHolders(), extra=extra, telemetry=telemetry, node=config.node_name
+    )
     return Exporter(config=config, source=source, registry=registry)
 
 

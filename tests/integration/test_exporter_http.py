@@ -42,7 +42,7 @@ def test_metrics_health_and_readiness(start_exporter: Callable[..., RunningExpor
     assert sorted(s.labels["gpu"] for s in utilization.samples) == ["0", "1"]
     assert all(0.0 <= s.value <= 1.0 for s in utilization.samples)
     assert families["gpu_energy_joules"].type == "counter"
-    assert families["kgm_build"].samples[0].labels["gpu_source"] == "simulated"
+    assert families["kgm_build_info"].samples[0].labels["gpu_source"] == "simulated"
     assert families["kgm_nvml_up"].samples[0].value == 0.0
     assert "node_load1" not in families
 
@@ -73,8 +73,16 @@ def test_exposition_passes_promtool_lint(start_exporter: Callable[..., RunningEx
     exporter = start_exporter(*SIMULATED, "--host-metrics", "true")
     body = get(f"{exporter.url}/metrics")[2]
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    assert result.stdout.decode().strip() == ""
+    complaints = (result.stdout + result.stderr).decode().splitlines()
+    # node_exporter's /proc/meminfo names (node_memory_MemTotal_bytes, ...) are camelCase by design;
+    # we keep them for compatibility and accept exactly that lint complaint, nothing else.
+    unexpected = [
+        line
+        for line in complaints
+        if not (line.startswith("node_memory_") and "should be written in 'snake_case'" in line)
+    ]
+    assert unexpected == []
+    assert "node_memory_MemTotal_bytes" in body.decode()
 
 
 def test_sigterm_stops_cleanly(start_exporter: Callable[..., RunningExporter]) -> None:
