@@ -57,6 +57,13 @@ def test_adapter_runs_unprivileged_behind_both_api_versions(
         }
 
 
+def test_namespaced_objects_name_their_namespace(base_objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"}
+    for (kind, name), obj in base_objects.items():
+        if kind not in cluster_scoped:
+            assert obj["metadata"].get("namespace"), f"{kind}/{name} has no namespace"
+
+
 def test_delegated_auth_and_hpa_access_are_granted(
     base_objects: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
