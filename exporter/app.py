@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.collectors.dcgm_compat import DcgmCompatView
 from exporter.collectors.guard import Collector
 from exporter.collectors.host import HostCollector
 from exporter.config import ExporterConfig
@@ -42,9 +43,21 @@ def build_exporter(config: ExporterConfig) -> Exporter:
     telemetry = Telemetry()
     extra: list[tuple[str, Collector]] = []
     if config.host_metrics:
-        extra.append(("host", HostCollector(proc_root=config.proc_root, errors=telemetry.collector_errors)))
+        host = HostCollector(
+            errors=telemetry.collector_errors,
+            proc_root=config.proc_root,
+            rootfs=config.rootfs,
+            mount_timeout_seconds=config.mount_timeout_seconds,
+        )
+        extra.append(("host", host))
+    views = (DcgmCompatView(hostname=config.node_name),) if config.compat == "dcgm" else ()
     registry = build_registry(
-        source=source, holders=NoHolders(), extra=extra, telemetry=telemetry, node=config.node_name
+        source=source,
+        holders=NoHolders(),
+        extra=extra,
+        telemetry=telemetry,
+        node=config.node_name,
+        views=views,
     )
     return Exporter(config=config, source=source, registry=registry)
 

@@ -15,6 +15,7 @@ from kgm_common.flags import EnvTwinParser, parse_bool
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
 
 GPU_SOURCES = ("auto", "nvml", "simulated", "none")
+COMPAT_MODES = ("none", "dcgm")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ExporterConfig:
     node_name: str = ""
     host_metrics: bool = True
     proc_root: str = "/proc"
+    rootfs: str = "/"
+    mount_timeout_seconds: float = 5.0
+    compat: str = "none"
     log_level: str = "info"
     log_format: str = "json"
 
@@ -145,6 +149,26 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         metavar="PATH",
     )
     flags.add(
+        "--rootfs",
+        help="where the host's / is mounted in the container; filesystem sizes are read through it",
+        default=defaults.rootfs,
+        metavar="PATH",
+    )
+    flags.add(
+        "--mount-timeout",
+        help="seconds a filesystem may take to answer statvfs before it is reported stuck",
+        default=defaults.mount_timeout_seconds,
+        type=_positive_float,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--compat",
+        help="also expose the core GPU fields under another exporter's names: "
+        "dcgm = dcgm-exporter's DCGM_FI_DEV_* series, units and labels",
+        default=defaults.compat,
+        choices=COMPAT_MODES,
+    )
+    flags.add(
         "--log-level", help="least severe log level printed", default=defaults.log_level, choices=LOG_LEVELS
     )
     flags.add("--log-format", help="log line format", default=defaults.log_format, choices=LOG_FORMATS)
@@ -167,6 +191,9 @@ def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | No
         node_name=args.node_name,
         host_metrics=args.host_metrics,
         proc_root=args.proc_root,
+        rootfs=args.rootfs,
+        mount_timeout_seconds=args.mount_timeout,
+        compat=args.compat,
         log_level=args.log_level,
         log_format=args.log_format,
     )
