@@ -10,7 +10,7 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from exporter.collectors.errors import ErrorCounts
-from exporter.gpu.model import Field, GpuDevice, GpuReading
+from exporter.gpu.model import Field, FieldFailure, GpuDevice, GpuReading
 from exporter.gpu.source import GpuSource
 from exporter.pods.model import DeviceHolders, HolderSource, NoHolders
 
@@ -157,7 +157,9 @@ class GpuCollector:
                 )
                 continue
             for error in reading.errors:
-                self._collector_errors.add("gpu")
+                # A field the device does not have (ECC off, MIG instances) is a fact, not a fault.
+                if error.failure is not FieldFailure.NOT_SUPPORTED:
+                    self._collector_errors.add("gpu")
                 self._field_errors.add(error.field.value, error.failure.value)
             yield reading
 

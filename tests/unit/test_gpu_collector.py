@@ -96,13 +96,14 @@ def test_failing_field_is_absent_and_counted() -> None:
     samples = scrape(registry)
     assert [labels["gpu"] for labels, _ in samples["gpu_temperature_celsius"]] == ["0"]
     assert len(samples["gpu_utilization_ratio"]) == 2
-    assert ({"collector": "gpu"}, 1.0) in samples["kgm_exporter_collector_errors_total"]
+    assert ({"collector": "gpu"}, 0.0) in samples["kgm_exporter_collector_errors_total"]
     assert ({"field": "temperature", "reason": "not_supported"}, 1.0) in samples["kgm_gpu_field_errors_total"]
     assert ({"collector": "gpu"}, 1.0) in samples["kgm_exporter_scrape_collector_success"]
     source.failing[("GPU-00000000", Field.TEMPERATURE)] = FieldFailure.GPU_LOST
     samples = scrape(registry)
     assert "gpu_temperature_celsius" not in samples
-    assert ({"collector": "gpu"}, 3.0) in samples["kgm_exporter_collector_errors_total"]
+    assert ({"collector": "gpu"}, 1.0) in samples["kgm_exporter_collector_errors_total"]
+    assert ({"field": "temperature", "reason": "gpu_lost"}, 1.0) in samples["kgm_gpu_field_errors_total"]
 
 
 def test_a_device_that_raises_costs_only_its_own_series() -> None:

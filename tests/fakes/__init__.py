@@ -1,0 +1,1 @@
+"""Stand-ins for libraries whose real backends need hardware or a cluster."""
