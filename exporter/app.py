@@ -17,7 +17,7 @@ from exporter.collectors.host import HostCollector
 from exporter.config import ExporterConfig
 from exporter.gpu.factory import open_gpu_source
 from exporter.gpu.source import GpuSource
-from exporter.pods.model import NoHolders
+from exporter.pods.setup import Attribution, AttributionOptions, build_attribution
 from exporter.registry import Telemetry, build_registry
 from exporter.server import Readiness, build_app, serve
 
@@ -30,10 +30,12 @@ class Exporter:
 
     config: ExporterConfig
     source: GpuSource
+    attribution: Attribution
     registry: CollectorRegistry
     readiness: Readiness = field(default_factory=Readiness)
 
     def close(self) -> None:
+        self.attribution.close()
         self.source.close()
 
 
@@ -50,16 +52,32 @@ def build_exporter(config: ExporterConfig) -> Exporter:
             mount_timeout_seconds=config.mount_timeout_seconds,
         )
         extra.append(("host", host))
+    attribution = build_attribution(
+        AttributionOptions(
+            socket_path=config.pod_resources_socket,
+            resource_patterns=config.gpu_resource_names,
+            proc_root=config.proc_root,
+            node_name=config.node_name,
+            kube_api=config.kube_api,
+            kubeconfig=config.kubeconfig,
+            pod_labels=config.pod_labels,
+            timeout_seconds=config.pod_resources_timeout_seconds,
+            list_ttl_seconds=config.pod_resources_cache_ttl_seconds,
+            simulated_pods=config.simulated_pods,
+        ),
+        source,
+        telemetry.collector_errors,
+    )
     views = (DcgmCompatView(hostname=config.node_name),) if config.compat == "dcgm" else ()
     registry = build_registry(
         source=source,
-        holders=NoHolders(),
-        extra=extra,
+        holders=attribution.holders,
+        extra=[*extra, *attribution.collectors],
         telemetry=telemetry,
         node=config.node_name,
         views=views,
     )
-    return Exporter(config=config, source=source, registry=registry)
+    return Exporter(config=config, source=source, attribution=attribution, registry=registry)
 
 
 def run(exporter: Exporter) -> None:
@@ -82,6 +100,9 @@ def run(exporter: Exporter) -> None:
             "gpu_source": exporter.source.name,
             "gpus": len(exporter.source.devices()),
             "host_metrics": exporter.config.host_metrics,
+            "pod_attribution": "simulated"
+            if exporter.config.simulated_pods
+            else exporter.config.pod_resources_socket,
         },
     )
     generate_latest(exporter.registry)

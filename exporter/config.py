@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from exporter import __version__
 from exporter.gpu.profiles import LoadProfile, ProfileError, parse_profile
+from exporter.pods.device_ids import DEFAULT_RESOURCE_PATTERNS
+from exporter.pods.model import ContainerRef
+from exporter.pods.simulated import parse_pod_spec
 from kgm_common.addresses import ListenAddress, parse_listen_address
 from kgm_common.flags import EnvTwinParser, parse_bool
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
@@ -31,6 +34,13 @@ class ExporterConfig:
     simulated_seed: int = 0
     nvml_energy_ttl_seconds: float = 10.0
     pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    pod_resources_timeout_seconds: float = 2.0
+    pod_resources_cache_ttl_seconds: float = 1.0
+    gpu_resource_names: tuple[str, ...] = DEFAULT_RESOURCE_PATTERNS
+    simulated_pods: tuple[ContainerRef, ...] = ()
+    kube_api: bool = False
+    kubeconfig: str = ""
+    pod_labels: tuple[str, ...] = ()
     node_name: str = ""
     host_metrics: bool = True
     proc_root: str = "/proc"
@@ -125,9 +135,60 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
     )
     flags.add(
         "--pod-resources-socket",
-        help="the kubelet's pod-resources API socket",
+        help="the kubelet's pod-resources API socket; empty turns pod attribution off",
         default=defaults.pod_resources_socket,
         metavar="PATH",
+    )
+    flags.add(
+        "--pod-resources-timeout",
+        help="deadline of each pod-resources call",
+        default=defaults.pod_resources_timeout_seconds,
+        type=_positive_float,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--pod-resources-cache-ttl",
+        help="how long one pod-resources List answer serves scrapes",
+        default=defaults.pod_resources_cache_ttl_seconds,
+        type=_positive_float,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--gpu-resource-names",
+        help="extended resource names (globs) whose devices are GPUs (repeatable)",
+        default=list(defaults.gpu_resource_names),
+        repeatable=True,
+        metavar="PATTERN",
+    )
+    flags.add(
+        "--simulated-pod",
+        help="a pod holding the next simulated GPU instead of the kubelet's answer (repeatable; "
+        "pods beyond the GPU count share GPUs as time-slicing replicas)",
+        default=[],
+        type=parse_pod_spec,
+        repeatable=True,
+        metavar="NAMESPACE/POD[/CONTAINER]",
+    )
+    flags.add(
+        "--kube-api",
+        help="watch this node's pods in the Kubernetes API: names processes on shared GPUs, "
+        "adds gpu_pod_info with owners and labels",
+        default=defaults.kube_api,
+        type=parse_bool,
+        metavar="true|false",
+    )
+    flags.add(
+        "--kubeconfig",
+        help="kubeconfig for --kube-api (empty: in-cluster service account)",
+        default=defaults.kubeconfig,
+        metavar="PATH",
+    )
+    flags.add(
+        "--pod-labels",
+        help="pod label keys copied onto gpu_pod_info as label_<key> (repeatable)",
+        default=[],
+        repeatable=True,
+        metavar="KEY",
     )
     flags.add(
         "--node-name",
@@ -188,6 +249,13 @@ def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | No
         simulated_seed=args.simulated_seed,
         nvml_energy_ttl_seconds=args.nvml_energy_ttl,
         pod_resources_socket=args.pod_resources_socket,
+        pod_resources_timeout_seconds=args.pod_resources_timeout,
+        pod_resources_cache_ttl_seconds=args.pod_resources_cache_ttl,
+        gpu_resource_names=tuple(args.gpu_resource_names),
+        simulated_pods=tuple(args.simulated_pod),
+        kube_api=args.kube_api,
+        kubeconfig=args.kubeconfig,
+        pod_labels=tuple(args.pod_labels),
         node_name=args.node_name,
         host_metrics=args.host_metrics,
         proc_root=args.proc_root,

@@ -49,7 +49,9 @@ def test_metrics_health_and_readiness(start_exporter: Callable[..., RunningExpor
 
 def test_openmetrics_and_gzip_by_negotiation(start_exporter: Callable[..., RunningExporter]) -> None:
     exporter = start_exporter(*SIMULATED, "--host-metrics", "false")
-    status, headers, body = get(f"{exporter.url}/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    status, headers, body = get(
+        f"{exporter.url}/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
     assert status == 200
     assert headers["Content-Type"].startswith("application/openmetrics-text")
     names = {f.name for f in parse_openmetrics(body.decode())}
@@ -93,7 +95,9 @@ def test_sigterm_stops_cleanly(start_exporter: Callable[..., RunningExporter]) -
     assert events[-2:] == ["shutting down", "stopped"]
 
 
-def test_auto_without_nvml_serves_no_gpus_and_says_why(start_exporter: Callable[..., RunningExporter]) -> None:
+def test_auto_without_nvml_serves_no_gpus_and_says_why(
+    start_exporter: Callable[..., RunningExporter],
+) -> None:
     exporter = start_exporter("--gpu-source", "auto", "--host-metrics", "false")
     families = {f.name: f for f in text_string_to_metric_families(get(f"{exporter.url}/metrics")[2].decode())}
     if families["kgm_nvml_up"].samples[0].value == 1.0:
@@ -129,3 +133,26 @@ def test_port_in_use_is_a_clear_error(start_exporter: Callable[..., RunningExpor
     )
     assert result.returncode == 2
     assert "cannot serve on 127.0.0.1:" in result.stderr
+
+
+def test_simulated_pods_attribute_gpus_like_the_kubelet(
+    start_exporter: Callable[..., RunningExporter],
+) -> None:
+    exporter = start_exporter(
+        *SIMULATED,
+        "--host-metrics",
+        "false",
+        "--simulated-pod",
+        "ml/trainer",
+        "--simulated-pod",
+        "ml/infer/srv",
+    )
+    families = {f.name: f for f in text_string_to_metric_families(get(f"{exporter.url}/metrics")[2].decode())}
+    holders = {
+        s.labels["gpu"]: (s.labels["pod"], s.labels["container"])
+        for s in families["gpu_utilization_ratio"].samples
+    }
+    assert holders == {"0": ("trainer", "main"), "1": ("infer", "srv")}
+    allocation = {(s.labels["gpu"], s.labels["pod"]) for s in families["gpu_allocation_info"].samples}
+    assert allocation == {("0", "trainer"), ("1", "infer")}
+    assert families["kgm_pod_resources_up"].samples[0].value == 1.0

@@ -1,0 +1,1 @@
+"""Stubs generated from api.proto by scripts/gen-podresources-stubs; do not edit."""
