@@ -83,3 +83,30 @@ class MetricsBackend(Protocol):
     ) -> MetricSample | None:
         """One value of ``metric`` over a group of pods (a workload's), aggregated as the metric defines."""
         ...
+
+
+@dataclass(frozen=True)
+class ExternalSample:
+    """One value of an external metric: the labels of the series it came from, as ``metricLabels``."""
+
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float
+    window_seconds: int | None
+
+
+class ExternalMetricsBackend(Protocol):
+    """Answers ``external.metrics.k8s.io`` reads: a metric's values in a namespace, by label selector."""
+
+    def external_metrics(self) -> Sequence[str]:
+        """The external metrics served now, for discovery."""
+        ...
+
+    async def external_values(
+        self, metric: str, namespace: str, selector: Selector | None = None
+    ) -> Sequence[ExternalSample]:
+        """Every value of ``metric`` for ``namespace`` whose labels match ``selector``.
+
+        Raises ``UnknownMetric`` or ``BackendUnavailable``.
+        """
+        ...

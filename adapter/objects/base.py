@@ -8,6 +8,9 @@ from typing import Protocol
 from adapter.backends.base import ObjectKey
 from adapter.selectors import Selector
 
+# Resources whose pods ``ObjectResolver.workload_pods`` resolves.
+WORKLOAD_RESOURCES = frozenset({"deployments", "statefulsets", "replicasets", "daemonsets", "jobs"})
+
 
 class ObjectNotFound(LookupError):
     """The named object does not exist; the API answers 404."""
@@ -26,7 +29,7 @@ class ObjectResolver(Protocol):
     async def close(self) -> None: ...
 
     async def select(self, resource: str, namespace: str, selector: Selector) -> Sequence[ObjectKey]:
-        """Objects of ``resource`` (``pods``, ``nodes``, ``namespaces``) in ``namespace`` matching ``selector``."""
+        """Objects of ``resource`` (pods, nodes, namespaces, workloads) in ``namespace`` that match."""
         ...
 
     async def get(self, resource: str, namespace: str, name: str) -> ObjectKey:

@@ -1,0 +1,1 @@
+"""The custom.metrics.k8s.io HTTP surface: routes, discovery, OpenAPI and Status errors."""

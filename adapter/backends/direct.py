@@ -1,0 +1,343 @@
+"""The ``direct`` backend: scrapes the exporters itself and computes the default GPU metrics in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from adapter.backends.attribution import (
+    METRICS,
+    SERIES_NAMES,
+    DeviceUse,
+    Value,
+    device_metric,
+    group_metric,
+    node_device_use,
+    pod_device_use,
+)
+from adapter.backends.base import BackendUnavailable, MetricDescriptor, MetricSample, ObjectKey, UnknownMetric
+from adapter.backends.discovery import DiscoveryError, Target, TargetDiscovery
+from adapter.backends.exposition import parse_exposition
+from adapter.backends.window import SeriesWindow
+from adapter.selectors import Selector
+
+log = logging.getLogger(__name__)
+
+# Series whose ``node`` label names the exporter's node (``--node-name``): the exporter labels gpu_info.
+NODE_SOURCES = frozenset({"gpu_info", "kgm_build_info"})
+OBJECT_RESOURCES = frozenset({"pods", "nodes", "namespaces"})
+_ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """The latest scrape of one exporter."""
+
+    url: str
+    node: str
+    up: bool
+    last_scrape: float | None
+    last_success: float | None
+    duration_seconds: float
+    error: str
+    series: int
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    """The backend's own health, for ``/readyz`` details and logs."""
+
+    targets: tuple[TargetStatus, ...]
+    rounds: int
+    last_round_seconds: float
+    discovery_error: str
+
+    @property
+    def up(self) -> int:
+        """Targets whose latest scrape succeeded."""
+        return sum(1 for t in self.targets if t.up)
+
+    @property
+    def down(self) -> int:
+        """Targets whose latest scrape failed."""
+        return len(self.targets) - self.up
+
+
+@dataclass
+class _TargetState:
+    target: Target
+    window: SeriesWindow
+    reported_node: str = ""
+    up: bool = False
+    last_scrape: float | None = None
+    last_success: float | None = None
+    duration: float = 0.0
+    error: str = "not scraped yet"
+    series: int = 0
+
+    @property
+    def node(self) -> str:
+        """Discovery's node, else the exporter's own ``node`` label, else the target's ``host:port``."""
+        return self.target.node or self.reported_node or urlsplit(self.target.url).netloc
+
+    def status(self) -> TargetStatus:
+        return TargetStatus(
+            self.target.url,
+            self.node,
+            self.up,
+            self.last_scrape,
+            self.last_success,
+            self.duration,
+            self.error,
+            self.series,
+        )
+
+
+@dataclass
+class _Snapshot:
+    pods: dict[ObjectKey, list[DeviceUse]] = field(default_factory=lambda: defaultdict(list))
+    nodes: dict[str, list[DeviceUse]] = field(default_factory=lambda: defaultdict(list))
+
+
+class DirectBackend:
+    """Scrapes exporters every ``scrape_interval`` seconds and keeps ``window_seconds`` of samples.
+
+    Values are means over the window. A series that has no sample within the window is absent, never
+    zero; a target that stops answering keeps its last samples until they leave the window, and its
+    objects' timestamps show how old they are.
+    """
+
+    def __init__(
+        self,
+        discovery: TargetDiscovery,
+        *,
+        scrape_interval: float = 5.0,
+        window_seconds: int = 60,
+        scrape_timeout: float = 4.0,
+        concurrency: int = 32,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window_seconds < scrape_interval:
+            raise ValueError("the window must hold at least one scrape interval")
+        self._discovery = discovery
+        self._interval = scrape_interval
+        self._window_seconds = window_seconds
+        self._timeout = scrape_timeout
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._clock = clock
+        self._states: dict[str, _TargetState] = {}
+        self._rounds = 0
+        self._last_round = 0.0
+        self._discovery_error = ""
+        self._round_lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def window_seconds(self) -> int:
+        """The averaging window reported with every value."""
+        return self._window_seconds
+
+    @property
+    def ready(self) -> bool:
+        """A scrape round has finished and at least one exporter answered in it."""
+        return self._rounds > 0 and any(state.up for state in self._states.values())
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._session = aiohttp.ClientSession(headers={"Accept": _ACCEPT})
+        self._task = asyncio.create_task(self._run(), name="direct-backend-scrape")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def stats(self) -> BackendStats:
+        """Targets up and down, and how the latest round went."""
+        return BackendStats(
+            tuple(state.status() for _, state in sorted(self._states.items())),
+            self._rounds,
+            self._last_round,
+            self._discovery_error,
+        )
+
+    def metrics(self) -> Sequence[MetricDescriptor]:
+        """Pod metrics serve workloads too, through ``aggregate``."""
+        return [MetricDescriptor(name, OBJECT_RESOURCES) for name in METRICS]
+
+    async def values(
+        self,
+        metric: str,
+        resource: str,
+        objects: Sequence[ObjectKey],
+        metric_selector: Selector | None = None,
+    ) -> Mapping[ObjectKey, MetricSample]:
+        if metric not in METRICS or resource not in OBJECT_RESOURCES:
+            raise UnknownMetric(f"metric {metric!r} is not served for {resource}")
+        self._check_available()
+        snapshot = self._snapshot()
+        result: dict[ObjectKey, MetricSample] = {}
+        for key in objects:
+            value: Value | None
+            if resource == "pods":
+                value = device_metric(metric, snapshot.pods.get(key, []), metric_selector)
+            elif resource == "nodes":
+                value = device_metric(metric, snapshot.nodes.get(key.name, []), metric_selector)
+            else:
+                value = group_metric(
+                    metric,
+                    self._pod_values(
+                        metric,
+                        snapshot,
+                        [pod for pod in snapshot.pods if pod.namespace == key.name],
+                        metric_selector,
+                    ),
+                )
+            if value is not None:
+                result[key] = MetricSample(value.value, value.timestamp, self._window_seconds)
+        return result
+
+    async def aggregate(
+        self,
+        metric: str,
+        pods: Sequence[ObjectKey],
+        metric_selector: Selector | None = None,
+    ) -> MetricSample | None:
+        if metric not in METRICS:
+            raise UnknownMetric(f"metric {metric!r} is not served")
+        self._check_available()
+        value = group_metric(metric, self._pod_values(metric, self._snapshot(), pods, metric_selector))
+        return None if value is None else MetricSample(value.value, value.timestamp, self._window_seconds)
+
+    def seen_objects(self, resource: str) -> Collection[ObjectKey]:
+        """Pods, nodes or namespaces that have fresh GPU series now (for the static object resolver)."""
+        snapshot = self._snapshot()
+        if resource == "pods":
+            return set(snapshot.pods)
+        if resource == "nodes":
+            return {ObjectKey("", node) for node in snapshot.nodes}
+        if resource == "namespaces":
+            return {ObjectKey("", pod.namespace) for pod in snapshot.pods}
+        return set()
+
+    async def scrape_round(self) -> None:
+        """Refresh the targets and scrape each once; the background loop calls this every interval."""
+        async with self._round_lock:
+            await self._round()
+
+    async def _round(self) -> None:
+        started = time.monotonic()
+        try:
+            targets = await self._discovery.targets()
+            self._discovery_error = ""
+        except DiscoveryError as exc:
+            if self._discovery_error != str(exc):
+                log.warning(
+                    "exporter discovery failed; keeping the previous targets", extra={"error": str(exc)}
+                )
+            self._discovery_error = str(exc)
+        else:
+            wanted = {target.url: target for target in targets}
+            for url in list(self._states):
+                if url not in wanted:
+                    del self._states[url]
+            for url, target in wanted.items():
+                state = self._states.get(url)
+                if state is None or state.target != target:
+                    self._states[url] = _TargetState(target, SeriesWindow(self._window_seconds))
+        await asyncio.gather(*(self._scrape(state) for state in list(self._states.values())))
+        self._rounds += 1
+        self._last_round = time.monotonic() - started
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.scrape_round()
+            except Exception:  # the loop must survive anything one round throws
+                log.exception("scrape round failed")
+            await asyncio.sleep(max(0.0, self._interval - (loop.time() - started)))
+
+    async def _scrape(self, state: _TargetState) -> None:
+        session = self._session
+        if session is None:
+            raise RuntimeError("DirectBackend.start() was not called")
+        async with self._concurrency:
+            started = time.monotonic()
+            timestamp = self._clock()
+            state.last_scrape = timestamp
+            try:
+                async with session.get(
+                    state.target.url, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                ) as response:
+                    if response.status != 200:
+                        raise ValueError(f"HTTP {response.status}")
+                    body = await response.text()
+                samples = await asyncio.to_thread(parse_exposition, body, SERIES_NAMES | NODE_SOURCES)
+            except TimeoutError:
+                self._failed(state, timestamp, f"no answer within {self._timeout:g}s")
+            except Exception as exc:  # noqa: BLE001 - a target failing in any way is down; the round goes on
+                self._failed(state, timestamp, str(exc) or type(exc).__name__)
+            else:
+                if not state.up:
+                    log.info("exporter scrape succeeded", extra={"url": state.target.url})
+                state.reported_node = next(
+                    (s.label("node") for s in samples if s.name in NODE_SOURCES and s.label("node")), ""
+                )
+                state.window.record(timestamp, samples)
+                state.up, state.error, state.last_success, state.series = True, "", timestamp, len(samples)
+            finally:
+                state.duration = time.monotonic() - started
+
+    @staticmethod
+    def _failed(state: _TargetState, timestamp: float, error: str) -> None:
+        if state.up or state.error != error:
+            log.warning("exporter scrape failed", extra={"url": state.target.url, "error": error})
+        state.up, state.error = False, error
+        state.window.prune(timestamp)
+
+    def _check_available(self) -> None:
+        if self._rounds == 0:
+            raise BackendUnavailable("no scrape of the GPU exporters has finished yet")
+        if not self._states:
+            detail = f": {self._discovery_error}" if self._discovery_error else ""
+            raise BackendUnavailable(f"no GPU exporter targets are known{detail}")
+        if not any(state.up for state in self._states.values()):
+            failures = "; ".join(f"{url}: {state.error}" for url, state in sorted(self._states.items()))
+            raise BackendUnavailable(f"every GPU exporter failed its latest scrape ({failures})")
+
+    def _snapshot(self) -> _Snapshot:
+        now = self._clock()
+        snapshot = _Snapshot()
+        for state in self._states.values():
+            fresh = state.window.fresh(now)
+            if not fresh:
+                continue
+            node = state.node
+            for pod, uses in pod_device_use(fresh, node).items():
+                snapshot.pods[pod].extend(uses)
+            snapshot.nodes[node].extend(node_device_use(fresh, node))
+        return snapshot
+
+    @staticmethod
+    def _pod_values(
+        metric: str, snapshot: _Snapshot, pods: Sequence[ObjectKey], selector: Selector | None
+    ) -> list[Value]:
+        values = (device_metric(metric, snapshot.pods.get(pod, []), selector) for pod in pods)
+        return [value for value in values if value is not None]

@@ -1,0 +1,69 @@
+"""Which backend and object resolver the options select, and the Kubernetes API client they share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from adapter.backends.base import MetricsBackend
+from adapter.backends.direct import DirectBackend
+from adapter.backends.discovery import EndpointSliceDiscovery, StaticTargets, TargetDiscovery
+from adapter.config import AdapterConfig
+from adapter.objects.base import ObjectResolver
+from adapter.objects.kube import KubeResolver
+from adapter.objects.static import StaticResolver
+
+Components = tuple[MetricsBackend, ObjectResolver]
+ComponentFactory = Callable[[AdapterConfig, Any], Components]
+
+
+class WiringError(Exception):
+    """Options that select something this build cannot provide; the message says what to do instead."""
+
+
+def kubernetes_api_client(config: AdapterConfig) -> Any:
+    """An ``ApiClient`` from ``--kubeconfig``, else the in-cluster service account, else ``None``."""
+    if config.kubeconfig is not None:
+        return kube_config.new_client_from_config(config_file=str(config.kubeconfig))  # type: ignore[no-untyped-call]
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = kube_client.Configuration()
+        kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return kube_client.ApiClient(configuration)
+    return None
+
+
+def build_components(config: AdapterConfig, api_client: Any) -> Components:
+    """The backend and resolver for ``config``; ``api_client`` is ``None`` outside a cluster.
+
+    Without a Kubernetes API, objects are whatever the exporters report (no labels, no workloads).
+    """
+    if config.backend == "prometheus":
+        raise WiringError("the prometheus backend is not yet available; use --backend direct")
+    if config.config_file is not None:
+        raise WiringError("--config (metric rules) is not supported by the direct backend yet")
+    discovery: TargetDiscovery
+    if config.exporter_urls:
+        discovery = StaticTargets(config.exporter_urls)
+    elif api_client is not None:
+        namespace, service = config.exporter_service
+        discovery = EndpointSliceDiscovery(
+            kube_client.DiscoveryV1Api(api_client), namespace=namespace, service=service, port_name="metrics"
+        )
+    else:
+        raise WiringError(
+            "no exporters to read: pass --exporter-url, or run in a cluster (or with --kubeconfig) "
+            "so they are found through the --exporter-service EndpointSlices"
+        )
+    backend = DirectBackend(discovery)
+    if api_client is None:
+        return backend, StaticResolver(backend)
+    resolver = KubeResolver(
+        kube_client.CoreV1Api(api_client),
+        kube_client.AppsV1Api(api_client),
+        kube_client.BatchV1Api(api_client),
+    )
+    return backend, resolver
