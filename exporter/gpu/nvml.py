@@ -46,7 +46,7 @@ LOST_RESCAN_SECONDS = 5.0
 NO_GPU_INSTANCE = 0xFFFFFFFF
 
 
-class NvmlUnavailable(RuntimeError):  # noqa: N818 - reads as the state it reports
+class NvmlUnavailable(RuntimeError):
     """NVML cannot be used on this node: library missing, driver not loaded, or init failed."""
 
 
