@@ -25,6 +25,10 @@ class AdapterConfig:
     exporter_urls: tuple[str, ...] = ()
     exporter_service: tuple[str, str] = ("kube-gpu-metrics", "kube-gpu-exporter")
     prometheus_url: str = ""
+    prometheus_timeout_seconds: float = 3.0
+    prometheus_bearer_token_file: Path | None = None
+    prometheus_ca_file: Path | None = None
+    prometheus_insecure_skip_verify: bool = False
     tls_cert_file: Path | None = None
     tls_private_key_file: Path | None = None
     kubeconfig: Path | None = None
@@ -42,6 +46,13 @@ def _service(text: str) -> tuple[str, str]:
     if not sep or not namespace or not name or "/" in name:
         raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {text!r}")
     return namespace, name
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
 
 
 def _names(text: str) -> list[str]:
@@ -78,6 +89,32 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         metavar="NAMESPACE/NAME",
     )
     flags.add("--prometheus-url", help="Prometheus to query (prometheus backend)", default="", metavar="URL")
+    flags.add(
+        "--prometheus-timeout",
+        help="seconds a Prometheus query may take before the read answers 503",
+        default=AdapterConfig.prometheus_timeout_seconds,
+        type=_positive_seconds,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--prometheus-bearer-token-file",
+        help="file holding a bearer token for Prometheus (re-read every minute)",
+        type=Path,
+        metavar="FILE",
+    )
+    flags.add(
+        "--prometheus-ca-file",
+        help="CA bundle that signed Prometheus' certificate",
+        type=Path,
+        metavar="FILE",
+    )
+    flags.add(
+        "--prometheus-insecure-skip-verify",
+        help="do not verify Prometheus' TLS certificate",
+        default=False,
+        type=parse_bool,
+        metavar="true|false",
+    )
     flags.add("--tls-cert-file", help="serving certificate (PEM); self-signed when unset", type=Path)
     flags.add("--tls-private-key-file", help="key of --tls-cert-file (PEM)", type=Path)
     flags.add(
@@ -139,6 +176,10 @@ def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | No
         exporter_urls=tuple(args.exporter_url),
         exporter_service=args.exporter_service,
         prometheus_url=args.prometheus_url,
+        prometheus_timeout_seconds=args.prometheus_timeout,
+        prometheus_bearer_token_file=args.prometheus_bearer_token_file,
+        prometheus_ca_file=args.prometheus_ca_file,
+        prometheus_insecure_skip_verify=args.prometheus_insecure_skip_verify,
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         kubeconfig=args.kubeconfig,

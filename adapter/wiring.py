@@ -12,10 +12,13 @@ from kubernetes import config as kube_config
 from adapter.backends.base import MetricsBackend
 from adapter.backends.direct import DirectBackend
 from adapter.backends.discovery import EndpointSliceDiscovery, StaticTargets, TargetDiscovery
+from adapter.backends.prometheus import PrometheusBackend
+from adapter.backends.prometheus_api import PrometheusClient, PrometheusOptions
 from adapter.config import AdapterConfig
 from adapter.objects.base import ObjectResolver
 from adapter.objects.kube import KubeResolver
-from adapter.objects.static import StaticResolver
+from adapter.objects.static import SeenObjects, StaticResolver
+from adapter.rules import RuleError, load_rules
 
 Components = tuple[MetricsBackend, ObjectResolver]
 ComponentFactory = Callable[[AdapterConfig, Any], Components]
@@ -42,9 +45,9 @@ def build_components(config: AdapterConfig, api_client: Any) -> Components:
     Without a Kubernetes API, objects are whatever the exporters report (no labels, no workloads).
     """
     if config.backend == "prometheus":
-        raise WiringError("the prometheus backend is not yet available; use --backend direct")
+        return _prometheus_components(config, api_client)
     if config.config_file is not None:
-        raise WiringError("--config (metric rules) is not supported by the direct backend yet")
+        raise WiringError("--config holds Prometheus rules: it applies to --backend prometheus only")
     discovery: TargetDiscovery
     if config.exporter_urls:
         discovery = StaticTargets(config.exporter_urls)
@@ -59,11 +62,35 @@ def build_components(config: AdapterConfig, api_client: Any) -> Components:
             "so they are found through the --exporter-service EndpointSlices"
         )
     backend = DirectBackend(discovery)
+    return backend, _resolver(backend, api_client)
+
+
+def _resolver(seen: SeenObjects, api_client: Any) -> ObjectResolver:
+    """Objects from the Kubernetes API when there is one, else whatever the backend has seen."""
     if api_client is None:
-        return backend, StaticResolver(backend)
-    resolver = KubeResolver(
+        return StaticResolver(seen)
+    return KubeResolver(
         kube_client.CoreV1Api(api_client),
         kube_client.AppsV1Api(api_client),
         kube_client.BatchV1Api(api_client),
     )
-    return backend, resolver
+
+
+def _prometheus_components(config: AdapterConfig, api_client: Any) -> Components:
+    if not config.prometheus_url:
+        raise WiringError("--backend prometheus needs --prometheus-url")
+    try:
+        rules = load_rules(config.config_file)
+    except RuleError as exc:
+        raise WiringError(str(exc)) from None
+    client = PrometheusClient(
+        PrometheusOptions(
+            config.prometheus_url,
+            timeout_seconds=config.prometheus_timeout_seconds,
+            bearer_token_file=config.prometheus_bearer_token_file,
+            ca_file=config.prometheus_ca_file,
+            insecure_skip_verify=config.prometheus_insecure_skip_verify,
+        )
+    )
+    backend = PrometheusBackend(rules, client, track_objects=api_client is None)
+    return backend, _resolver(backend, api_client)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from adapter.api import discovery, openapi
+from adapter.api import discovery, external, openapi
 from adapter.api.documents import metric_value_list
 from adapter.api.metrics import MetricRequest, parse_path, parse_query_selector, read_metric
 from adapter.api.resources import GROUP, VERSIONS
 from adapter.api.status import JSON_TYPE, encode, json_response, not_found, status_errors
-from adapter.backends.base import MetricsBackend
+from adapter.backends.base import ExternalMetricsBackend, MetricsBackend
 from adapter.objects.base import ObjectResolver
 from adapter.selectors import EVERYTHING
 
@@ -20,6 +21,7 @@ BACKEND = web.AppKey("backend", MetricsBackend)
 RESOLVER = web.AppKey("resolver", ObjectResolver)
 READY_NOTES = web.AppKey("ready_notes", tuple[str, ...])
 OPENAPI_V3 = web.AppKey("openapi_v3", dict[str, bytes])
+EXTRA_GROUPS = web.AppKey("extra_groups", tuple[dict[str, Any], ...])
 
 
 def _version(request: web.Request) -> str:
@@ -30,7 +32,8 @@ def _version(request: web.Request) -> str:
 
 
 async def group_list(request: web.Request) -> web.Response:
-    return json_response(discovery.api_group_list())
+    extra_groups: tuple[dict[str, Any], ...] = request.app[EXTRA_GROUPS]
+    return json_response(discovery.api_group_list(extra_groups))
 
 
 async def group(request: web.Request) -> web.Response:
@@ -119,6 +122,10 @@ def build_app(
     app[RESOLVER] = resolver
     app[READY_NOTES] = tuple(ready_notes)
     app[OPENAPI_V3] = {version: encode(openapi.openapi_v3_group_version(version)) for version in VERSIONS}
+    app[EXTRA_GROUPS] = ()
+    if isinstance(backend, ExternalMetricsBackend):
+        external.register(app, backend)
+        app[EXTRA_GROUPS] = (external.group_list_entry(),)
     app.on_startup.append(_start)
     app.on_cleanup.append(_close)
     base = f"/apis/{GROUP}"

@@ -24,11 +24,11 @@ def api_group() -> dict[str, Any]:
     }
 
 
-def api_group_list() -> dict[str, Any]:
-    """``/apis``: the one group this server serves."""
+def api_group_list(extra_groups: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``/apis``: custom.metrics.k8s.io, then any other group served beside it (external metrics)."""
     group = api_group()
     del group["kind"], group["apiVersion"]
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group, *extra_groups]}
 
 
 def api_resource_list(version: str, metrics: Sequence[MetricDescriptor]) -> dict[str, Any]:

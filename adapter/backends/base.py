@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from adapter.selectors import Selector
 
@@ -95,6 +95,7 @@ class ExternalSample:
     window_seconds: int | None
 
 
+@runtime_checkable
 class ExternalMetricsBackend(Protocol):
     """Answers ``external.metrics.k8s.io`` reads: a metric's values in a namespace, by label selector."""
 

@@ -381,11 +381,34 @@ def test_insecure_local_refuses_other_addresses(tmp_path: Path) -> None:
     assert "--insecure-local serves without authentication and only on loopback" in log_path.read_text()
 
 
-def test_prometheus_backend_is_not_yet_available(tmp_path: Path) -> None:
+def test_prometheus_backend_without_a_url_is_a_clear_start_error(tmp_path: Path) -> None:
     log_path = tmp_path / "adapter.log"
     process = _start("adapter", ["--insecure-local", "--backend", "prometheus"], log_path)
     assert process.wait(timeout=30) == 2
-    assert "the prometheus backend is not yet available" in log_path.read_text()
+    assert "--backend prometheus needs --prometheus-url" in log_path.read_text()
+
+
+def test_bad_rules_file_is_a_start_error_quoting_the_rule(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "metrics:\n  - name: gpu_hot\n    resources: [pods]\n    query: 'max(gpu_temperature_celsius)'\n"
+    )
+    log_path = tmp_path / "adapter.log"
+    process = _start(
+        "adapter",
+        [
+            "--insecure-local",
+            "--backend",
+            "prometheus",
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--config",
+            str(rules),
+        ],
+        log_path,
+    )
+    assert process.wait(timeout=30) == 2
+    assert f"{rules}:" in log_path.read_text()
 
 
 def test_insecure_local_against_a_real_exporter(

@@ -100,7 +100,7 @@ def test_insecure_local_accepts_loopback(host: str) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (AdapterConfig(listen=ListenAddress("::1", 1), backend="prometheus"), "not yet available"),
+        (AdapterConfig(listen=ListenAddress("::1", 1), backend="prometheus"), "needs --prometheus-url"),
         (
             AdapterConfig(
                 listen=ListenAddress("::1", 1), exporter_urls=("http://a:1",), config_file=Path("r")
