@@ -154,10 +154,29 @@ def _adapter_args(objs: Objects) -> list[str]:
 
 
 def test_components_combine() -> None:
-    args = _adapter_args(objects("overlays/cert-manager-prometheus-operator"))
+    objs = objects("overlays/cert-manager-prometheus-operator")
+    args = _adapter_args(objs)
     assert "--backend=prometheus" in args
     assert any(a.startswith("--tls-cert-file=") for a in args)
     assert len(args) == len(set(args))
+    external = objs[("APIService", "v1beta1.external.metrics.k8s.io")]
+    assert external["spec"]["insecureSkipTLSVerify"] is False
+    assert "cert-manager.io/inject-ca-from" in external["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("kustomization", [k for k in KUSTOMIZATIONS if k.startswith("overlays/")])
+def test_every_apiservice_of_an_overlay_is_verified_alike(kustomization: str) -> None:
+    specs = [o["spec"] for o in render(kustomization) if o["kind"] == "APIService"]
+    assert len({s["insecureSkipTLSVerify"] for s in specs}) == 1, specs
+
+
+@pytest.mark.parametrize("overlay", ["overlays/prometheus", "overlays/prometheus-operator"])
+def test_prometheus_overlays_serve_external_metrics_to_the_hpa_controller(overlay: str) -> None:
+    objs = objects(overlay)
+    service = objs[("APIService", "v1beta1.external.metrics.k8s.io")]["spec"]
+    assert (service["group"], service["service"]["name"]) == ("external.metrics.k8s.io", "kube-gpu-adapter")
+    binding = objs[("ClusterRoleBinding", "kube-gpu-metrics:hpa-external-metrics-reader")]
+    assert binding["subjects"][0]["name"] == "horizontal-pod-autoscaler"
 
 
 @pytest.mark.parametrize("overlay", ["overlays/prometheus", "overlays/prometheus-operator"])
