@@ -33,7 +33,9 @@ def test_exporter_daemonset_has_what_attribution_needs(
     container = pod["containers"][0]
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/var/lib/kubelet/pod-resources"]["readOnly"] is True
-    assert "--proc-root=/host/proc" in container["args"]
+    assert {"--proc-root=/host/proc", "--rootfs=/host/root", "--kube-api=true"} <= set(container["args"])
+    assert mounts["/host/root"]["readOnly"] is True
+    assert pod["hostNetwork"] is True
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
