@@ -355,7 +355,16 @@ def _keys(place: _Place, what: str, item: Mapping[str, Any], allowed: set[str], 
         raise place.error(what, f"missing {missing[0]!r}")
 
 
-def _common(place: _Place, what: str, item: Mapping[str, Any]) -> tuple[str, str, int]:
+def _common(
+    place: _Place, section: str, index: int, item: Any, *, keys: set[str], required: set[str]
+) -> tuple[str, str, str, int]:
+    """What every rule checks: a mapping of known keys, its name, seriesQuery and window.
+
+    Returns how errors name the rule from here on, then its name, series query and window.
+    """
+    what = f"{section}[{index}]"
+    _expect(place, what, item, dict, "a rule")
+    _keys(place, what, item, {"name", "seriesQuery", "window", *keys}, {"name", *required})
     name = _expect(place, what, item["name"], str, "name")
     if not _METRIC_NAME.fullmatch(name):
         raise place.error(what, f"name {name!r} must be letters, digits, '_', '.', ':' or '-'")
@@ -364,7 +373,7 @@ def _common(place: _Place, what: str, item: Mapping[str, Any]) -> tuple[str, str
     window = parse_duration(window_text)
     if window is None:
         raise place.error(what, f"window {window_text!r} is not a duration such as 30s, 2m or 1h")
-    return name, series, window
+    return f"{what} ({name})", name, series, window
 
 
 def _template(place: _Place, what: str, key: str, value: Any) -> str:
@@ -376,17 +385,9 @@ def _template(place: _Place, what: str, key: str, value: Any) -> str:
 
 
 def _metric_rule(place: _Place, item: Any, index: int) -> MetricRule:
-    what = f"metrics[{index}]"
-    _expect(place, what, item, dict, "a rule")
-    _keys(
-        place,
-        what,
-        item,
-        {"name", "seriesQuery", "window", "aggregate", "labels", "resources"},
-        {"name", "resources"},
+    what, name, series, window = _common(
+        place, "metrics", index, item, keys={"aggregate", "labels", "resources"}, required={"resources"}
     )
-    name, series, window = _common(place, what, item)
-    what = f"metrics[{index}] ({name})"
     aggregate = _expect(place, what, item.get("aggregate", "mean"), str, "aggregate")
     if aggregate not in AGGREGATIONS:
         raise place.error(what, f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
@@ -415,17 +416,9 @@ def _metric_rule(place: _Place, item: Any, index: int) -> MetricRule:
 
 
 def _external_rule(place: _Place, item: Any, index: int) -> ExternalRule:
-    what = f"external[{index}]"
-    _expect(place, what, item, dict, "a rule")
-    _keys(
-        place,
-        what,
-        item,
-        {"name", "seriesQuery", "window", "query", "namespaced", "namespaceLabel"},
-        {"name", "query"},
+    what, name, series, window = _common(
+        place, "external", index, item, keys={"query", "namespaced", "namespaceLabel"}, required={"query"}
     )
-    name, series, window = _common(place, what, item)
-    what = f"external[{index}] ({name})"
     namespaced = _expect(place, what, item.get("namespaced", True), bool, "namespaced")
     namespace_label = _expect(place, what, item.get("namespaceLabel", "namespace"), str, "namespaceLabel")
     if not LABEL_NAME.fullmatch(namespace_label):

@@ -272,6 +272,33 @@ def _rebalance(
     return new_replicas
 
 
+def _counted_metrics(
+    pods: Sequence[Pod],
+    metrics: Mapping[str, PodMetric],
+    *,
+    resource: str,
+    now: float,
+    config: ControllerConfig | None,
+) -> tuple[PodGroups, dict[str, int]]:
+    """The start ``GetResourceReplicas`` and ``calcPlainMetricReplicas`` share: the pods grouped, and the
+    values of the metrics left once ignored and unready pods are removed."""
+    config = config or ControllerConfig()
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    groups = group_pods(
+        pods,
+        metrics,
+        cpu=resource == "cpu",
+        now=now,
+        cpu_initialization_period=config.cpu_initialization_period,
+        initial_readiness_delay=config.initial_readiness_delay,
+    )
+    values = {name: m.value for name, m in metrics.items() if name not in groups.ignored | groups.unready}
+    if not values:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    return groups, values
+
+
 def resource_replicas(
     current_replicas: int,
     target_utilization: int,
@@ -287,20 +314,7 @@ def resource_replicas(
 
     ``Pod.request`` plays the container requests (``calculateRequests``); a pod without one is an error.
     """
-    config = config or ControllerConfig()
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(
-        pods,
-        metrics,
-        cpu=resource == "cpu",
-        now=now,
-        cpu_initialization_period=config.cpu_initialization_period,
-        initial_readiness_delay=config.initial_readiness_delay,
-    )
-    values = {name: m.value for name, m in metrics.items() if name not in groups.ignored | groups.unready}
-    if not values:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, values = _counted_metrics(pods, metrics, resource=resource, now=now, config=config)
     requests: dict[str, int] = {}
     for pod in pods:
         if pod.request is None:
@@ -338,20 +352,7 @@ def plain_metric_replicas(
     """``calcPlainMetricReplicas``: Pods AverageValue (``GetMetricReplicas``) and resource AverageValue
     (``GetRawResourceReplicas``, ``resource`` set). Metrics of pods that no longer exist still count.
     """
-    config = config or ControllerConfig()
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(
-        pods,
-        metrics,
-        cpu=resource == "cpu",
-        now=now,
-        cpu_initialization_period=config.cpu_initialization_period,
-        initial_readiness_delay=config.initial_readiness_delay,
-    )
-    values = {name: m.value for name, m in metrics.items() if name not in groups.ignored | groups.unready}
-    if not values:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, values = _counted_metrics(pods, metrics, resource=resource, now=now, config=config)
     usage_ratio, usage = metric_usage_ratio(values, target_usage)
     if not (groups.unready and usage_ratio > 1.0) and not groups.missing:
         if tolerances.is_within(usage_ratio):

@@ -1,14 +1,18 @@
-"""Helpers shared by the test suites: free ports, required programs, waiting for servers."""
+"""Helpers shared by the test suites: free ports, required programs, waiting for servers, server processes."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -51,3 +55,37 @@ def http_ok(url: str) -> bool:
             return int(response.status) == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+
+
+@dataclass
+class RunningProcess:
+    """A server process a test started on a loopback port, with the file its output goes to."""
+
+    name: ClassVar[str] = "process"
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, path: str, *, timeout: float = 30) -> None:
+        """Poll ``path`` until it answers 200; the process exiting first fails the test with its log."""
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+            return http_ok(f"{self.url}{path}")
+
+        wait_until(ready, timeout=timeout)
+
+    def stop(self) -> None:
+        """Kill the process if it still runs, and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)

@@ -128,14 +128,23 @@ _PARAMETERS = {
 
 
 def _routes(version: str) -> dict[str, tuple[str, list[str]]]:
+    """Each path with its operation prefix and the names of its parameters in ``_PARAMETERS``."""
     base = f"/apis/{GROUP}/{version}"
+    selectors = ["labelSelector", "metricLabelSelector"]
     return {
-        f"{base}/{{resource}}/{{name}}/{{metric}}": ("list", ["resource", "name", "metric"]),
+        f"{base}/{{resource}}/{{name}}/{{metric}}": ("list", ["resource", "name", "metric", *selectors]),
         f"{base}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{metric}}": (
             "listNamespaced",
-            ["namespace", "resource", "name", "metric"],
+            ["namespace", "resource", "name", "metric", *selectors],
         ),
-        f"{base}/namespaces/{{name}}/metrics/{{metric}}": ("readNamespace", ["name", "metric"]),
+        f"{base}/namespaces/{{name}}/metrics/{{metric}}": ("readNamespace", ["name", "metric", *selectors]),
+    }
+
+
+def _list_extensions(version: str) -> dict[str, Any]:
+    return {
+        "x-kubernetes-action": "list",
+        "x-kubernetes-group-version-kind": {"group": GROUP, "kind": "MetricValueList", "version": version},
     }
 
 
@@ -166,15 +175,9 @@ def swagger_v2() -> dict[str, Any]:
                         },
                         "401": {"description": "Unauthorized"},
                     },
-                    "x-kubernetes-action": "list",
-                    "x-kubernetes-group-version-kind": {
-                        "group": GROUP,
-                        "kind": "MetricValueList",
-                        "version": version,
-                    },
+                    **_list_extensions(version),
                 },
-                "parameters": [_PARAMETERS[n] for n in names]
-                + [_PARAMETERS["labelSelector"], _PARAMETERS["metricLabelSelector"]],
+                "parameters": [_PARAMETERS[n] for n in names],
             }
     return {
         "swagger": "2.0",
@@ -205,18 +208,9 @@ def openapi_v3_group_version(version: str) -> dict[str, Any]:
                     "200": {"description": "OK", "content": {"application/json": {"schema": list_ref}}},
                     "401": {"description": "Unauthorized"},
                 },
-                "x-kubernetes-action": "list",
-                "x-kubernetes-group-version-kind": {
-                    "group": GROUP,
-                    "kind": "MetricValueList",
-                    "version": version,
-                },
+                **_list_extensions(version),
             },
-            "parameters": [_v3_parameter(_PARAMETERS[n]) for n in names]
-            + [
-                _v3_parameter(_PARAMETERS["labelSelector"]),
-                _v3_parameter(_PARAMETERS["metricLabelSelector"]),
-            ],
+            "parameters": [_v3_parameter(_PARAMETERS[n]) for n in names],
         }
     return {
         "openapi": "3.0.0",

@@ -26,16 +26,12 @@ WINDOW = 60
 
 
 @dataclass
-class FakeBackend:
-    """Values keyed by (metric, resource, object); ``unavailable`` makes every read raise."""
+class Lifecycle:
+    """Readiness a test sets, and whether the adapter started and closed the double."""
 
-    samples: dict[tuple[str, str, ObjectKey], float] = field(default_factory=dict)
-    descriptors: tuple[MetricDescriptor, ...] = tuple(MetricDescriptor(m, ALL_RESOURCES) for m in GPU_METRICS)
     is_ready: bool = True
-    unavailable: str = ""
     started: bool = False
     closed: bool = False
-    calls: list[tuple[str, str, tuple[ObjectKey, ...], str]] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -46,6 +42,16 @@ class FakeBackend:
 
     async def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class FakeBackend(Lifecycle):
+    """Values keyed by (metric, resource, object); ``unavailable`` makes every read raise."""
+
+    samples: dict[tuple[str, str, ObjectKey], float] = field(default_factory=dict)
+    descriptors: tuple[MetricDescriptor, ...] = tuple(MetricDescriptor(m, ALL_RESOURCES) for m in GPU_METRICS)
+    unavailable: str = ""
+    calls: list[tuple[str, str, tuple[ObjectKey, ...], str]] = field(default_factory=list)
 
     def metrics(self) -> Sequence[MetricDescriptor]:
         return self.descriptors
@@ -90,24 +96,11 @@ class FakeBackend:
 
 
 @dataclass
-class FakeResolver:
+class FakeResolver(Lifecycle):
     """Objects with labels per resource, and the pods of each workload."""
 
     objects: dict[str, dict[ObjectKey, dict[str, str]]] = field(default_factory=dict)
     workloads: dict[tuple[str, str, str], tuple[ObjectKey, ...]] = field(default_factory=dict)
-    is_ready: bool = True
-    started: bool = False
-    closed: bool = False
-
-    @property
-    def ready(self) -> bool:
-        return self.is_ready
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def close(self) -> None:
-        self.closed = True
 
     async def select(self, resource: str, namespace: str, selector: Selector) -> Sequence[ObjectKey]:
         return sorted(

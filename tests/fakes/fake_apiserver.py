@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.threaded_app import ThreadedApp
 from tests.support import free_port
 
 KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace"}
@@ -30,10 +31,11 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-class FakeApiServer:
+class FakeApiServer(ThreadedApp):
     """Serves from its own thread; mutate it from the test with ``apply``, ``delete`` and ``expire``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.port = free_port()
         self.version = 1000
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {kind: {} for kind in KINDS}
@@ -43,9 +45,6 @@ class FakeApiServer:
         self.watches = dict.fromkeys(KINDS, 0)
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -157,22 +156,3 @@ class FakeApiServer:
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        # Handlers still sleeping (slow answers, open watches) end here rather than with the loop.
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def start(self) -> FakeApiServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

@@ -23,6 +23,20 @@ AccessRule = Callable[[dict[str, Any]], bool]
 CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
 
 
+def _review(kind: str, api_version: str, body: dict[str, Any], status: dict[str, Any]) -> web.Response:
+    """A review created, as the API server answers one: the request's spec with its outcome."""
+    return web.json_response(
+        {
+            "kind": kind,
+            "apiVersion": api_version,
+            "metadata": {"creationTimestamp": None},
+            "spec": body["spec"],
+            "status": status,
+        },
+        status=201,
+    )
+
+
 @dataclass
 class FakeKubeApi:
     """Tokens to users, access rules over SubjectAccessReview specs, and the ConfigMap's data."""
@@ -44,32 +58,14 @@ class FakeKubeApi:
         )
         if not user:
             status["authenticated"] = False
-        return web.json_response(
-            {
-                "kind": "TokenReview",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": body["spec"],
-                "status": status,
-            },
-            status=201,
-        )
+        return _review("TokenReview", "authentication.k8s.io/v1", body, status)
 
     async def access_review(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(("SubjectAccessReview", body))
         allowed = any(rule(body["spec"]) for rule in self.rules)
         status = {"allowed": True, "reason": "allowed by a test rule"} if allowed else {"allowed": False}
-        return web.json_response(
-            {
-                "kind": "SubjectAccessReview",
-                "apiVersion": "authorization.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": body["spec"],
-                "status": status,
-            },
-            status=201,
-        )
+        return _review("SubjectAccessReview", "authorization.k8s.io/v1", body, status)
 
     async def read_configmap(self, request: web.Request) -> web.Response:
         self.requests.append(("ConfigMap", {}))

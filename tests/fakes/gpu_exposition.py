@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
+from tests.fakes.threaded_app import ThreadedApp
 from tests.support import free_port
 
 Container = tuple[str, str, str]
@@ -80,20 +80,18 @@ def exposition(gpus: Sequence[FakeGpu], node: str = "") -> str:
     return generate_latest(registry).decode()
 
 
-class ExpositionServer:
+class ExpositionServer(ThreadedApp):
     """Serves ``text`` at ``/metrics`` on loopback from its own thread.
 
     ``status`` makes it answer errors and ``delay`` makes it slow.
     """
 
     def __init__(self, text: str = "") -> None:
+        super().__init__()
         self.text = text
         self.status = 200
         self.delay = 0.0
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -110,22 +108,3 @@ class ExpositionServer:
         await self._runner.setup()
         self.port = free_port()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        # Handlers still sleeping (slow answers, open watches) end here rather than with the loop.
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def start(self) -> ExpositionServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

@@ -5,31 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, http_ok, wait_until
+from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
+from tests.support import RunningProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class RunningExporter:
+class RunningExporter(RunningProcess):
     """An exporter process and where it serves."""
 
-    process: subprocess.Popen[str]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text()
+    name = "exporter"
 
 
 @pytest.fixture
@@ -45,23 +36,62 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., RunningExporter]]:
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=log_path.open("w"),
-            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         running = RunningExporter(process, port, log_path)
         started.append(running)
         if wait_ready:
-
-            def ready() -> bool:
-                if process.poll() is not None:
-                    pytest.fail(f"exporter exited with {process.returncode}:\n{running.log()}")
-                return http_ok(f"{running.url}/readyz")
-
-            wait_until(ready, timeout=30)
+            running.wait_ready("/readyz")
         return running
 
     yield start
     for running in started:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(timeout=10)
+        running.stop()
+
+
+@pytest.fixture
+def start_simulated_node(
+    start_exporter: Callable[..., RunningExporter],
+) -> Iterator[Callable[..., RunningExporter]]:
+    """Start an exporter on simulated GPUs whose pods come from a fake kubelet of its own.
+
+    ``loads`` holds one constant load per GPU and ``holders`` its ``(namespace, pod, container)``,
+    or ``None`` for a GPU no pod holds; extra flags go to the exporter.
+    """
+    kubelets: list[FakeKubelet] = []
+    # A unix socket path must stay under ~100 bytes, which pytest's tmp_path may not.
+    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
+
+        def start(
+            node: str,
+            seed: int,
+            loads: Sequence[float],
+            holders: Sequence[tuple[str, str, str] | None],
+            *flags: str,
+        ) -> RunningExporter:
+            allocations = [
+                Allocation(*holder, "nvidia.com/gpu", [str(index)])
+                for index, holder in enumerate(holders)
+                if holder
+            ]
+            kubelet = FakeKubelet(
+                str(Path(directory) / f"{node}.sock"),
+                KubeletState(allocations, {"nvidia.com/gpu": [str(i) for i in range(len(holders))]}),
+            )
+            kubelet.start()
+            kubelets.append(kubelet)
+            profiles = [flag for load in loads for flag in ("--simulated-profile", f"constant:{load}")]
+            return start_exporter(
+                "--gpu-source=simulated",
+                f"--simulated-gpus={len(loads)}",
+                *profiles,
+                f"--simulated-seed={seed}",
+                f"--node-name={node}",
+                f"--pod-resources-socket={kubelet.socket_path}",
+                "--host-metrics=false",
+                *flags,
+            )
+
+        yield start
+        for kubelet in kubelets:
+            kubelet.stop()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port, http_ok, require_program, wait_until
+from tests.support import RunningProcess, free_port, require_program, wait_until
 
 JOB = "kube-gpu-exporter"
 
@@ -38,20 +38,10 @@ class Sample:
     timestamp: float
 
 
-@dataclass
-class RunningPrometheus:
+class RunningPrometheus(RunningProcess):
     """A Prometheus process and its HTTP API."""
 
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    name = "prometheus"
 
     def api(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
         """GET ``/api/v1/<path>`` and return its ``data``; an error answer fails the test."""
@@ -136,15 +126,7 @@ def running_prometheus(
         )
     running = RunningPrometheus(process, port, log_path)
     try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited with {process.returncode}:\n{running.log()}")
-            return http_ok(f"{running.url}/-/ready")
-
-        wait_until(ready, timeout=30)
+        running.wait_ready("/-/ready")
         yield running
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+        running.stop()

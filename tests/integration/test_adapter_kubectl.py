@@ -9,6 +9,7 @@ exporter process instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -145,6 +146,33 @@ def _wait_healthy(process: subprocess.Popen[str], url: str, server_ca: Path, log
     wait_until(healthy, timeout=30)
 
 
+@contextlib.contextmanager
+def _serving(
+    module: str, flags: list[str], pki: Pki, server_ca: Path, log_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """``python -m <module>`` serving TLS from ``pki`` on a free port, healthy on entry and required to
+    exit 0 on SIGTERM at the end; yields the process, its URL and its serving certificate."""
+    cert, key = pki.serving_pair()
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    process = _start(
+        module,
+        [
+            "--listen", f"127.0.0.1:{port}",
+            "--tls-cert-file", str(cert),
+            "--tls-private-key-file", str(key),
+            "--log-format", "logfmt",
+            *flags,
+        ],
+        log_path,
+    )  # fmt: skip
+    try:
+        _wait_healthy(process, url, server_ca, log_path)
+        yield process, url, cert
+    finally:
+        assert _stop(process) == 0, log_path.read_text()
+
+
 @dataclass
 class Pki:
     directory: Path
@@ -158,17 +186,16 @@ class Pki:
         return path
 
     def serving_pair(self) -> tuple[Path, Path]:
-        leaf = self.server_ca.issue_cert("127.0.0.1", "localhost")
-        cert, key = self.directory / "adapter.crt", self.directory / "adapter.key"
-        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        leaf.private_key_pem.write_to_path(str(key))
-        return cert, key
+        return self._write_pair(self.server_ca.issue_cert("127.0.0.1", "localhost"), "adapter")
 
     def client(self, ca: trustme.CA, common_name: str, organization: str | None = None) -> tuple[Path, Path]:
         leaf = ca.issue_cert(
             f"{common_name}.example", common_name=common_name, organization_name=organization
         )
-        cert, key = self.directory / f"{common_name}.crt", self.directory / f"{common_name}.key"
+        return self._write_pair(leaf, common_name)
+
+    def _write_pair(self, leaf: trustme.LeafCert, name: str) -> tuple[Path, Path]:
+        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
         cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         leaf.private_key_pem.write_to_path(str(key))
         return cert, key
@@ -197,26 +224,19 @@ def adapter(pki: Pki, tmp_path: Path) -> Iterator[Adapter]:
     pki.server_ca.issue_cert("127.0.0.1").configure_cert(kube_context)
     with serve_in_thread(kube, kube_context) as kube_url:
         server_ca = pki.write_ca(pki.server_ca, "server-ca")
-        cert, key = pki.serving_pair()
-        port = free_port()
-        url = f"https://127.0.0.1:{port}"
         log_path = tmp_path / "adapter.log"
-        process = _start(
+        with _serving(
             "tests.fakes.adapter_doubles",
             [
-                "--listen", f"127.0.0.1:{port}",
-                "--tls-cert-file", str(cert),
-                "--tls-private-key-file", str(key),
                 "--client-ca-file", str(pki.write_ca(pki.client_ca, "client-ca")),
                 "--requestheader-client-ca-file", str(pki.write_ca(pki.proxy_ca, "proxy-ca")),
                 "--requestheader-allowed-names", "front-proxy-client",
                 "--kubeconfig", str(write_kubeconfig(tmp_path / "adapter-kubeconfig", kube_url, server_ca)),
-                "--log-format", "logfmt",
             ],
+            pki,
+            server_ca,
             log_path,
-        )  # fmt: skip
-        try:
-            _wait_healthy(process, url, server_ca, log_path)
+        ) as (process, url, _):  # fmt: skip
             user_cert, user_key = pki.client(pki.client_ca, "hpa-controller")
             kubeconfig = _kubeconfig(
                 tmp_path / "kubeconfig",
@@ -227,8 +247,6 @@ def adapter(pki: Pki, tmp_path: Path) -> Iterator[Adapter]:
             yield Adapter(
                 process, url, kubeconfig, server_ca, pki.combined(user_cert, user_key), log_path, kube
             )
-        finally:
-            assert _stop(process) == 0, log_path.read_text()
 
 
 def test_discovery_through_kubectl(adapter: Adapter) -> None:
@@ -421,20 +439,10 @@ def test_insecure_local_against_a_real_exporter(
         "--host-metrics", "false",
     )  # fmt: skip
     server_ca = pki.write_ca(pki.server_ca, "server-ca")
-    cert, key = pki.serving_pair()
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
     log_path = tmp_path / "adapter.log"
-    process = _start(
-        "adapter",
-        [
-            "--insecure-local", "--listen", f"127.0.0.1:{port}", "--exporter-url", exporter.url,
-            "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--log-format", "logfmt",
-        ],
-        log_path,
-    )  # fmt: skip
-    try:
-        _wait_healthy(process, url, server_ca, log_path)
+    with _serving(
+        "adapter", ["--insecure-local", "--exporter-url", exporter.url], pki, server_ca, log_path
+    ) as (process, url, cert):
         adapter = Adapter(
             process,
             url,
@@ -453,5 +461,3 @@ def test_insecure_local_against_a_real_exporter(
         assert item["describedObject"] == {"kind": "Node", "name": "gpu-node-1", "apiVersion": "/v1"}
         assert 55 <= float(item["value"].rstrip("m")) / (1000 if item["value"].endswith("m") else 1) <= 65
         assert "authentication and authorization are OFF" in log_path.read_text()
-    finally:
-        assert _stop(process) == 0, log_path.read_text()

@@ -8,14 +8,12 @@ and both must match what the load profiles make the GPUs report.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
 from tests.integration.conftest import RunningExporter
 from tests.integration.prometheus import RunningPrometheus, Sample, running_prometheus
 
@@ -34,46 +32,8 @@ NOISE = 0.1  # five sigmas of the simulated source's gaussian noise on utilizati
 
 
 @pytest.fixture
-def kubelets() -> Iterator[dict[str, FakeKubelet]]:
-    # A unix socket path must stay under ~100 bytes, which pytest's tmp_path may not.
-    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
-        fakes: dict[str, FakeKubelet] = {}
-        for node, _, _, holders in NODES:
-            allocations = [
-                Allocation(namespace, pod, container, "nvidia.com/gpu", [str(index)])
-                for index, (namespace, pod, container) in enumerate(holders)
-            ]
-            fake = FakeKubelet(
-                str(Path(directory) / f"{node}.sock"),
-                KubeletState(allocations, {"nvidia.com/gpu": [str(i) for i in range(len(holders))]}),
-            )
-            fake.start()
-            fakes[node] = fake
-        yield fakes
-        for fake in fakes.values():
-            fake.stop()
-
-
-@pytest.fixture
-def exporters(
-    start_exporter: Callable[..., RunningExporter], kubelets: dict[str, FakeKubelet]
-) -> list[RunningExporter]:
-    started = []
-    for node, seed, loads, _ in NODES:
-        profiles = [flag for load in loads for flag in ("--simulated-profile", f"constant:{load}")]
-        started.append(
-            start_exporter(
-                "--gpu-source=simulated",
-                f"--simulated-gpus={len(loads)}",
-                *profiles,
-                f"--simulated-seed={seed}",
-                f"--node-name={node}",
-                f"--pod-resources-socket={kubelets[node].socket_path}",
-                "--host-metrics=false",
-                "--compat=dcgm",
-            )
-        )
-    return started
+def exporters(start_simulated_node: Callable[..., RunningExporter]) -> list[RunningExporter]:
+    return [start_simulated_node(*node, "--compat=dcgm") for node in NODES]
 
 
 @pytest.fixture

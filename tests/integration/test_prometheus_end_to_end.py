@@ -17,7 +17,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -39,7 +38,6 @@ from adapter.backends.prometheus_api import PrometheusClient, PrometheusOptions
 from adapter.objects.static import StaticResolver
 from adapter.quantity import parse_quantity
 from adapter.rules import builtin
-from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
 from tests.integration.conftest import REPO, RunningExporter
 from tests.integration.prometheus import RunningPrometheus, running_prometheus
 from tests.support import free_port, wait_until
@@ -74,41 +72,8 @@ class Reading:
 
 
 @pytest.fixture
-def kubelets() -> Iterator[dict[str, FakeKubelet]]:
-    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
-        fakes = {}
-        for node, (_, loads, holders) in NODES.items():
-            allocations = [
-                Allocation(h[0], h[1], h[2], "nvidia.com/gpu", [str(i)]) for i, h in enumerate(holders) if h
-            ]
-            fake = FakeKubelet(
-                str(Path(directory) / f"{node}.sock"),
-                KubeletState(allocations, {"nvidia.com/gpu": [str(i) for i in range(len(loads))]}),
-            )
-            fake.start()
-            fakes[node] = fake
-        yield fakes
-        for fake in fakes.values():
-            fake.stop()
-
-
-@pytest.fixture
-def exporters(
-    start_exporter: Callable[..., RunningExporter], kubelets: dict[str, FakeKubelet]
-) -> dict[str, RunningExporter]:
-    started = {}
-    for node, (seed, loads, _) in NODES.items():
-        profiles = [flag for load in loads for flag in ("--simulated-profile", f"constant:{load}")]
-        started[node] = start_exporter(
-            "--gpu-source=simulated",
-            f"--simulated-gpus={len(loads)}",
-            *profiles,
-            f"--simulated-seed={seed}",
-            f"--node-name={node}",
-            f"--pod-resources-socket={kubelets[node].socket_path}",
-            "--host-metrics=false",
-        )
-    return started
+def exporters(start_simulated_node: Callable[..., RunningExporter]) -> dict[str, RunningExporter]:
+    return {node: start_simulated_node(node, *spec) for node, spec in NODES.items()}
 
 
 @pytest.fixture

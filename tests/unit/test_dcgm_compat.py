@@ -11,8 +11,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from exporter.collectors.dcgm_compat import DCGM_FIELDS, LABELS, DcgmCompatView
 from exporter.config import parse_config
 from exporter.gpu.model import Field, GpuDevice, GpuReading, ProcessUsage
-from exporter.pods.model import ContainerRef, DeviceHolders
+from exporter.pods.model import ContainerRef
 from exporter.registry import build_registry
+from tests.fakes.holders import Holders
 
 MIB = 1024 * 1024
 WHOLE = GpuDevice("1", "GPU-aaaa", "NVIDIA H100 80GB HBM3", "00000000:19:00.0", "580.65.06")
@@ -37,19 +38,6 @@ VALUES = {
     Field.SM_CLOCK: 1980e6,
     Field.MEMORY_CLOCK: 2619e6,
 }
-
-
-class Holders:
-    up = True
-
-    def __init__(self, by_uuid: dict[str, list[ContainerRef]]) -> None:
-        self.by_uuid = by_uuid
-
-    def holders(self, device: GpuDevice) -> Sequence[ContainerRef]:
-        return self.by_uuid.get(device.uuid, [])
-
-    def snapshot(self) -> DeviceHolders:
-        return self
 
 
 def samples(readings: list[GpuReading], holders: Holders) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -10,8 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.guard import Collector
 from exporter.gpu.model import Field, FieldError, FieldFailure, GpuDevice, GpuReading, ProcessUsage
-from exporter.pods.model import ContainerRef, DeviceHolders, HolderSource
+from exporter.pods.model import ContainerRef, HolderSource
 from exporter.registry import build_registry
+from tests.fakes.holders import Holders
 
 
 def device(index: int) -> GpuDevice:
@@ -48,19 +49,6 @@ class ScriptedSource:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-class Holders:
-    up = True
-
-    def __init__(self, by_uuid: dict[str, list[ContainerRef]]) -> None:
-        self.by_uuid = by_uuid
-
-    def holders(self, device: GpuDevice) -> Sequence[ContainerRef]:
-        return self.by_uuid.get(device.uuid, [])
-
-    def snapshot(self) -> DeviceHolders:
-        return self
 
 
 def scrape(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:
