@@ -24,6 +24,8 @@ class AdapterConfig:
     backend: str = "direct"
     exporter_urls: tuple[str, ...] = ()
     exporter_service: tuple[str, str] = ("kube-gpu-metrics", "kube-gpu-exporter")
+    direct_scrape_interval_seconds: float = 5.0
+    direct_window_seconds: int = 60
     prometheus_url: str = ""
     prometheus_timeout_seconds: float = 3.0
     prometheus_bearer_token_file: Path | None = None
@@ -52,6 +54,13 @@ def _positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _positive_whole_seconds(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
 
 
@@ -87,6 +96,21 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         default=AdapterConfig.exporter_service,
         type=_service,
         metavar="NAMESPACE/NAME",
+    )
+    flags.add(
+        "--direct-scrape-interval",
+        help="seconds between scrapes of the exporters (direct backend)",
+        default=AdapterConfig.direct_scrape_interval_seconds,
+        type=_positive_seconds,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--direct-window",
+        help="whole seconds of scrapes each value averages, reported as the window (direct backend; "
+        "at least the scrape interval)",
+        default=AdapterConfig.direct_window_seconds,
+        type=_positive_whole_seconds,
+        metavar="SECONDS",
     )
     flags.add("--prometheus-url", help="Prometheus to query (prometheus backend)", default="", metavar="URL")
     flags.add(
@@ -169,12 +193,16 @@ def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | No
     """Parse flags (and their ``KGM_*`` twins) into an ``AdapterConfig``."""
     flags = build_parser(environ)
     args = flags.parse(argv)
+    if args.direct_window < args.direct_scrape_interval:
+        flags.parser.error("--direct-window must hold at least one --direct-scrape-interval")
     listen = args.listen or ListenAddress("127.0.0.1" if args.insecure_local else "0.0.0.0", DEFAULT_PORT)
     return AdapterConfig(
         listen=listen,
         backend=args.backend,
         exporter_urls=tuple(args.exporter_url),
         exporter_service=args.exporter_service,
+        direct_scrape_interval_seconds=args.direct_scrape_interval,
+        direct_window_seconds=args.direct_window,
         prometheus_url=args.prometheus_url,
         prometheus_timeout_seconds=args.prometheus_timeout,
         prometheus_bearer_token_file=args.prometheus_bearer_token_file,

@@ -61,7 +61,11 @@ def build_components(config: AdapterConfig, api_client: Any) -> Components:
             "no exporters to read: pass --exporter-url, or run in a cluster (or with --kubeconfig) "
             "so they are found through the --exporter-service EndpointSlices"
         )
-    backend = DirectBackend(discovery)
+    backend = DirectBackend(
+        discovery,
+        scrape_interval=config.direct_scrape_interval_seconds,
+        window_seconds=config.direct_window_seconds,
+    )
     return backend, _resolver(backend, api_client)
 
 

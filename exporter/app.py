@@ -16,8 +16,11 @@ from exporter.collectors.guard import Collector
 from exporter.collectors.host import HostCollector
 from exporter.config import ExporterConfig
 from exporter.gpu.factory import open_gpu_source
+from exporter.gpu.scenario import ControlFile, ScenarioGpuSource, ScenarioNode
 from exporter.gpu.source import GpuSource
+from exporter.pods.allocations import AllocationReader
 from exporter.pods.setup import Attribution, AttributionOptions, build_attribution
+from exporter.pods.simulated import ScenarioAllocations
 from exporter.registry import Telemetry, build_registry
 from exporter.server import Readiness, build_app, serve
 
@@ -41,7 +44,27 @@ class Exporter:
 
 def build_exporter(config: ExporterConfig) -> Exporter:
     """Open the sources the config names and wire their collectors into one registry."""
-    source = open_gpu_source(config)
+    source: GpuSource
+    allocations: AllocationReader | None = None
+    if config.scenario is not None:
+        control = config.scenario_control_file
+        node = ScenarioNode(
+            config.scenario,
+            deployment=config.scenario_deployment.pod,
+            gpus=config.simulated_gpus,
+            speed=config.scenario_speed,
+            control=ControlFile(control) if control is not None else None,
+        )
+        scenario_source = ScenarioGpuSource(
+            node,
+            model=config.simulated_model,
+            memory_bytes=config.simulated_memory_bytes,
+            seed=config.simulated_seed,
+        )
+        source = scenario_source
+        allocations = ScenarioAllocations(scenario_source, config.scenario_deployment.namespace)
+    else:
+        source = open_gpu_source(config)
     telemetry = Telemetry()
     extra: list[tuple[str, Collector]] = []
     if config.host_metrics:
@@ -67,6 +90,7 @@ def build_exporter(config: ExporterConfig) -> Exporter:
         ),
         source,
         telemetry.collector_errors,
+        allocations=allocations,
     )
     views = (DcgmCompatView(hostname=config.node_name),) if config.compat == "dcgm" else ()
     registry = build_registry(
@@ -101,7 +125,7 @@ def run(exporter: Exporter) -> None:
             "gpus": len(exporter.source.devices()),
             "host_metrics": exporter.config.host_metrics,
             "pod_attribution": "simulated"
-            if exporter.config.simulated_pods
+            if exporter.config.simulated_pods or exporter.config.scenario is not None
             else exporter.config.pod_resources_socket,
         },
     )

@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from exporter import __version__
 from exporter.gpu.profiles import LoadProfile, ProfileError, parse_profile
@@ -16,6 +17,7 @@ from exporter.pods.simulated import parse_pod_spec
 from kgm_common.addresses import ListenAddress, parse_listen_address
 from kgm_common.flags import EnvTwinParser, parse_bool
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
+from kgm_common.scenario import Scenario, ScenarioError, load_scenario
 
 GPU_SOURCES = ("auto", "nvml", "simulated", "none")
 COMPAT_MODES = ("none", "dcgm")
@@ -32,6 +34,12 @@ class ExporterConfig:
     simulated_memory_bytes: int = 81559 * 1024 * 1024
     simulated_profiles: tuple[LoadProfile, ...] = ()
     simulated_seed: int = 0
+    scenario: Scenario | None = None
+    scenario_control_file: Path | None = None
+    scenario_speed: float = 1.0
+    scenario_deployment: ContainerRef = field(
+        default_factory=lambda: ContainerRef("default", "scenario", "main")
+    )
     nvml_energy_ttl_seconds: float = 10.0
     pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
     pod_resources_timeout_seconds: float = 2.0
@@ -56,6 +64,19 @@ def _profile(text: str) -> LoadProfile:
         return parse_profile(text)
     except ProfileError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _scenario(text: str) -> Scenario:
+    try:
+        return load_scenario(Path(text))
+    except ScenarioError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _deployment(text: str) -> ContainerRef:
+    if text.strip().count("/") != 1:
+        raise argparse.ArgumentTypeError(f"bad deployment {text!r}: expected NAMESPACE/NAME")
+    return parse_pod_spec(text)
 
 
 def _positive_int(text: str) -> int:
@@ -125,6 +146,35 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         help="seed of the simulated noise; same seed, same readings",
         default=defaults.simulated_seed,
         type=int,
+    )
+    flags.add(
+        "--scenario",
+        help="HPA lab scenario (docs/hpa-lab.md): the simulated GPUs and pods follow its load and "
+        "replicas; needs --gpu-source simulated (or auto) and replaces --simulated-pod/-profile",
+        type=_scenario,
+        metavar="FILE",
+    )
+    flags.add(
+        "--scenario-deployment",
+        help="namespace and name of the scenario's Deployment; its pods are NAME-0, NAME-1, ...",
+        default=f"{defaults.scenario_deployment.namespace}/{defaults.scenario_deployment.pod}",
+        type=_deployment,
+        metavar="NAMESPACE/NAME",
+    )
+    flags.add(
+        "--scenario-speed",
+        help="scenario seconds per real second (60: a 30-minute scenario in 30 s)",
+        default=defaults.scenario_speed,
+        type=_positive_float,
+        metavar="N",
+    )
+    flags.add(
+        "--scenario-control-file",
+        help="file of replicas=N and start=UNIX_SECONDS lines that sets the scenario's replicas and "
+        "clock (kube-gpu-hpa lab writes it); re-read when it changes; default: the scenario's own "
+        "replicas, clock from the exporter's start",
+        type=Path,
+        metavar="PATH",
     )
     flags.add(
         "--nvml-energy-ttl",
@@ -238,15 +288,31 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
 
 def parse_config(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> ExporterConfig:
     """Parse flags (and env twins) into a config; exits with a usage message on bad input."""
-    args = build_parser(environ).parse(argv)
+    flags = build_parser(environ)
+    args = flags.parse(argv)
+    if args.scenario is not None:
+        if args.gpu_source not in ("auto", "simulated"):
+            flags.parser.error(
+                f"--scenario drives simulated GPUs: it cannot use --gpu-source {args.gpu_source}"
+            )
+        if args.simulated_pod or args.simulated_profile:
+            flags.parser.error(
+                "--scenario decides the pods and the load: drop --simulated-pod/--simulated-profile"
+            )
+    elif args.scenario_control_file is not None:
+        flags.parser.error("--scenario-control-file needs --scenario")
     return ExporterConfig(
         listen=args.listen,
-        gpu_source=args.gpu_source,
+        gpu_source="simulated" if args.scenario is not None else args.gpu_source,
         simulated_gpus=args.simulated_gpus,
         simulated_model=args.simulated_model,
         simulated_memory_bytes=args.simulated_memory_bytes,
         simulated_profiles=tuple(args.simulated_profile or ()),
         simulated_seed=args.simulated_seed,
+        scenario=args.scenario,
+        scenario_control_file=args.scenario_control_file,
+        scenario_speed=args.scenario_speed,
+        scenario_deployment=args.scenario_deployment,
         nvml_energy_ttl_seconds=args.nvml_energy_ttl,
         pod_resources_socket=args.pod_resources_socket,
         pod_resources_timeout_seconds=args.pod_resources_timeout,

@@ -1,4 +1,5 @@
-"""``kube-gpu-hpa``: replay metrics through the HPA algorithm offline, or watch what an HPA would decide live.
+"""``kube-gpu-hpa``: replay metrics through the HPA algorithm offline, watch what an HPA would decide live,
+or run a whole experiment live on this machine (exporter -> adapter -> decisions).
 
 Every flag has a ``KGM_*`` environment twin (``--sync-period`` <-> ``KGM_SYNC_PERIOD``).
 """
@@ -6,9 +7,11 @@ Every flag has a ``KGM_*`` environment twin (``--sync-period`` <-> ``KGM_SYNC_PE
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from hpalab.algorithm import (
     DEFAULT_CPU_INITIALIZATION_PERIOD,
@@ -19,14 +22,14 @@ from hpalab.algorithm import (
     ControllerConfig,
     tolerances_for_hpa,
 )
-from hpalab.hpa_spec import load_hpa
+from hpalab.hpa_spec import HorizontalPodAutoscaler, load_hpa
 from hpalab.progress import Progress
-from hpalab.scenario import load_scenario
 from hpalab.series import load_series
 from hpalab.simulate import Step, replay_scenario, replay_series, write_timeline
-from hpalab.yamlsource import SourceError
 from kgm_common.flags import EnvTwinParser, parse_bool
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from kgm_common.scenario import load_scenario
+from kgm_common.yamlsource import SourceError
 
 PROG = "kube-gpu-hpa"
 
@@ -159,16 +162,23 @@ def simulate(argv: Sequence[str]) -> int:
         steps.append(step)
         progress.update(step.time, f"t={step.time:.0f}s replicas={step.replicas}")
     progress.close()
+    return _write_outputs(args.out, hpa, steps, config, plot=args.plot)
+
+
+def _write_outputs(
+    out: Path, hpa: HorizontalPodAutoscaler, steps: list[Step], config: ControllerConfig, *, plot: bool
+) -> int:
+    """Write timeline.csv and, with ``plot``, timeline.png; print a summary."""
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        csv_path = args.out / "timeline.csv"
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = out / "timeline.csv"
         write_timeline(csv_path, hpa, steps)
         written = [str(csv_path)]
-        if args.plot:
+        if plot:
             try:
                 from hpalab.plot import plot_timeline  # noqa: PLC0415 - matplotlib is an optional extra
 
-                png_path = args.out / "timeline.png"
+                png_path = out / "timeline.png"
                 plot_timeline(png_path, hpa, steps, tolerances_for_hpa(hpa, config))
                 written.append(str(png_path))
             except ImportError:
@@ -179,7 +189,7 @@ def simulate(argv: Sequence[str]) -> int:
                 )
                 return 1
     except OSError as exc:
-        print(f"{PROG}: error: cannot write to {args.out}: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: cannot write to {out}: {exc}", file=sys.stderr)
         return 1
     scale_events = sum(1 for step in steps if step.decision.rescale)
     final = steps[-1].replicas if steps else 0
@@ -187,6 +197,105 @@ def simulate(argv: Sequence[str]) -> int:
         f"{len(steps)} syncs, {scale_events} scale events, final replicas {final}; wrote {', '.join(written)}"
     )
     return 0
+
+
+def _lab_parser() -> EnvTwinParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} lab",
+        description="Run a scenario end to end on this machine: the exporter's simulated GPUs follow it, "
+        "the adapter serves their metrics, the HPA algorithm decides from the adapter and its replicas go "
+        "back to the exporter. Writes timeline.csv, timeline.png and the two processes' logs into --out.",
+    )
+    flags = EnvTwinParser(parser)
+    flags.add(
+        "--hpa", help="autoscaling/v2 HorizontalPodAutoscaler YAML (Pods metrics)", type=Path, metavar="FILE"
+    )
+    flags.add("--scenario", help="scenario YAML: load over time", type=Path, metavar="FILE")
+    flags.add("--out", help="directory for the timeline, the plot and the logs", type=Path, metavar="DIR")
+    flags.add(
+        "--speed",
+        help="scenario seconds per real second (30: a 25-minute scenario in 50 s)",
+        default=10.0,
+        type=_positive,
+        metavar="N",
+    )
+    flags.add(
+        "--adapter-window",
+        help="seconds of scenario time the adapter averages over (rounded to whole real seconds); "
+        "60 is the adapter's default in a cluster, shorter follows the load more closely",
+        default=60.0,
+        type=_positive,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--scrape-interval",
+        help="seconds of scenario time between the adapter's scrapes of the exporter",
+        default=5.0,
+        type=_positive,
+        metavar="SECONDS",
+    )
+    flags.add(
+        "--plot", help="write timeline.png (needs matplotlib)", default=True, type=parse_bool, metavar="BOOL"
+    )
+    flags.add(
+        "--progress",
+        help="progress bar on stderr",
+        default="auto",
+        choices=("auto", "always", "never"),
+    )
+    flags.add("--log-level", help="log level", default="info", choices=LOG_LEVELS)
+    flags.add("--log-format", help="log format", default="logfmt", choices=LOG_FORMATS)
+    _controller_flags(flags)
+    return flags
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def lab(argv: Sequence[str]) -> int:
+    """``kube-gpu-hpa lab``."""
+    from hpalab.lab import LabError, LabOptions, LabStack, check_supported, run_lab, window_note  # noqa: PLC0415
+
+    flags = _lab_parser()
+    args = flags.parse(argv)
+    # SIGTERM takes the same way out as Ctrl-C, so the exporter and adapter are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.hpa is None or args.scenario is None or args.out is None:
+        flags.parser.error("--hpa, --scenario and --out are required")
+    configure_logging(args.log_level, args.log_format)
+    config = _config(args)
+    options = LabOptions(
+        out=args.out,
+        speed=args.speed,
+        adapter_window=args.adapter_window,
+        scrape_interval=args.scrape_interval,
+    )
+    steps: list[Step] = []
+    try:
+        hpa = load_hpa(args.hpa)
+        scenario = load_scenario(args.scenario)
+        check_supported(hpa)
+        note = window_note(options)
+        if note is not None:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        enabled = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+        progress = Progress(scenario.duration, enabled=enabled)
+        try:
+            with LabStack(hpa, args.scenario, scenario, options) as stack:
+                for step in run_lab(stack, config=config):
+                    steps.append(step)
+                    progress.update(step.time, f"t={step.time:.0f}s replicas={step.replicas}")
+        finally:
+            progress.close()
+    except (SourceError, LabError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if steps:
+            _write_outputs(args.out, hpa, steps, config, plot=args.plot)
+        return 130
+    return _write_outputs(args.out, hpa, steps, config, plot=args.plot)
 
 
 def _watch_parser() -> EnvTwinParser:
@@ -268,20 +377,21 @@ def watch(argv: Sequence[str]) -> int:
         return 130
 
 
-COMMANDS = {"simulate": simulate, "watch": watch}
+COMMANDS = {"simulate": simulate, "watch": watch, "lab": lab}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kube-gpu-hpa``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        usage = f"usage: {PROG} {{simulate,watch}} ... (see {PROG} COMMAND --help)"
+        usage = f"usage: {PROG} {{simulate,watch,lab}} ... (see {PROG} COMMAND --help)"
         if args and args[0] not in ("-h", "--help"):
             print(f"{usage}\n{PROG}: error: unknown command {args[0]!r}", file=sys.stderr)
             return 2
         print(usage)
         print("  simulate  replay a metric series or a scenario through the HPA algorithm, write CSV and PNG")
         print("  watch     poll the adapter like the HPA controller and log what it would decide")
+        print("  lab       run a scenario live: simulated exporter -> adapter -> HPA decisions -> replicas")
         return 0 if args else 2
     return COMMANDS[args[0]](args[1:])
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from hpalab.quantity import QuantityError, milli_value, parse_quantity
-from hpalab.yamlsource import Node, SourceError, load_documents
+from kgm_common.yamlsource import Node, SourceError, load_documents
 
 MAX_PERIOD_SECONDS = 1800
 MAX_STABILIZATION_WINDOW_SECONDS = 3600

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpalab.yamlsource import SourceError
+from kgm_common.yamlsource import SourceError
 
 _COLUMN = re.compile(r"^(?P<metric>[^\[\]]+?)(?:\[(?P<pod>[0-9]+)\])?$")
 

@@ -22,41 +22,32 @@ from hpalab import algorithm as alg
 from hpalab.algorithm import ControllerConfig, ControllerState, Observation, Pod, PodMetric, PodPhase
 from hpalab.hpa_spec import HorizontalPodAutoscaler, MetricSpec, SourceType, TargetType
 from hpalab.quantity import milli_value
-from hpalab.scenario import MetricSource, Scenario
 from hpalab.series import Series
+from kgm_common.scenario import Deployment, MetricSource, Scenario, ScenarioPod
 
 POD_REQUEST_MILLI = 1000
 """Offline pods request one unit of every resource, so a Utilization of N % is a usage of N/100."""
 METRIC_WINDOW_SECONDS = 60.0
-PRE_EXISTING_PODS_AGE_SECONDS = 86400.0
 
 
-@dataclass
-class SimPod:
-    """A pod of the simulated Deployment."""
-
-    name: str
-    index: int
-    created: float
-
-    def view(self, now: float, startup: float) -> Pod:
-        """The pod as the controller's lister sees it at ``now``."""
-        running_at = self.created + startup
-        running = now >= running_at
-        return Pod(
-            name=self.name,
-            phase=PodPhase.RUNNING if running else PodPhase.PENDING,
-            ready=running,
-            start_time=running_at if running else None,
-            ready_transition_time=running_at if running else self.created,
-            request=POD_REQUEST_MILLI,
-        )
+def pod_view(pod: ScenarioPod, now: float, startup: float) -> Pod:
+    """The pod as the controller's lister sees it at ``now``."""
+    running_at = pod.created + startup
+    running = now >= running_at
+    return Pod(
+        name=pod.name,
+        phase=PodPhase.RUNNING if running else PodPhase.PENDING,
+        ready=running,
+        start_time=running_at if running else None,
+        ready_transition_time=running_at if running else pod.created,
+        request=POD_REQUEST_MILLI,
+    )
 
 
 class World(Protocol):
     """Where the metric values come from: answers what the metrics APIs would answer at ``now``."""
 
-    def observe(self, spec: MetricSpec, now: float, running: Sequence[SimPod]) -> Observation:
+    def observe(self, spec: MetricSpec, now: float, running: Sequence[ScenarioPod]) -> Observation:
         """The observation of ``spec`` with ``running`` the pods that are Running and Ready."""
         ...
 
@@ -81,7 +72,7 @@ class SeriesWorld:
     def __init__(self, series: Series) -> None:
         self.series = series
 
-    def observe(self, spec: MetricSpec, now: float, running: Sequence[SimPod]) -> Observation:
+    def observe(self, spec: MetricSpec, now: float, running: Sequence[ScenarioPod]) -> Observation:
         """Per-pod columns for the pods they name, else the metric's column for every running pod."""
         missing = Observation(error=f"no sample of {spec.name} at t={now:g}s in the series")
         if spec.type in (SourceType.OBJECT, SourceType.EXTERNAL):
@@ -109,7 +100,7 @@ class ScenarioWorld:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
 
-    def observe(self, spec: MetricSpec, now: float, running: Sequence[SimPod]) -> Observation:
+    def observe(self, spec: MetricSpec, now: float, running: Sequence[ScenarioPod]) -> Observation:
         """Per-pod values for Pods and Resource metrics; their mean (or the total) for objects."""
         count = len(running)
         values = {pod.name: self.scenario.value(spec.name, now, count, pod.index) for pod in running}
@@ -165,7 +156,7 @@ def shown_value(proposal: alg.MetricProposal) -> float | None:
     return proposal.usage / 1000 if proposal.usage is not None else None
 
 
-def _replay(
+def replay(
     hpa: HorizontalPodAutoscaler,
     world: World,
     *,
@@ -174,22 +165,16 @@ def _replay(
     startup: float,
     config: ControllerConfig,
     manual: Callable[[float], int | None],
+    before_sync: Callable[[float], None] | None = None,
+    on_scale: Callable[[int, float], None] | None = None,
 ) -> Iterator[Step]:
-    pods: list[SimPod] = []
-    next_index = 0
+    """The controller's loop over a Deployment whose metrics come from ``world``.
 
-    def resize(target: int, now: float) -> None:
-        nonlocal next_index
-        while len(pods) < target:
-            pods.append(SimPod(f"{hpa.scale_target_ref.name}-{next_index}", next_index, now))
-            next_index += 1
-        while len(pods) > target:
-            pending = [p for p in pods if now < p.created + startup]
-            victim = pending[-1] if pending else pods[-1]
-            pods.remove(victim)
-
-    # The Deployment ran before the replay starts: its pods are past any CPU initialization period.
-    resize(initial_replicas, -startup - PRE_EXISTING_PODS_AGE_SECONDS)
+    ``before_sync(now)`` runs before each sync's reads (the live lab waits there for the clock);
+    ``on_scale(replicas, now)`` after each change of the replicas, manual or decided.
+    """
+    deployment = Deployment(hpa.scale_target_ref.name, startup)
+    deployment.scale(initial_replicas, 0.0)
     state = ControllerState()
     replicas = initial_replicas
     ticks = math.floor(duration / config.sync_period)
@@ -198,15 +183,19 @@ def _replay(
         forced = manual(now)
         if forced is not None:
             replicas = forced
-            resize(replicas, now)
-        running = [p for p in pods if now >= p.created + startup]
-        views = [p.view(now, startup) for p in pods]
+            deployment.scale(replicas, now)
+            if on_scale is not None:
+                on_scale(replicas, now)
+        if before_sync is not None:
+            before_sync(now)
+        running = deployment.ready(now)
+        views = [pod_view(pod, now, startup) for pod in deployment.pods]
         observations = [world.observe(spec, now, running) for spec in hpa.metrics]
         decision = alg.reconcile(
             hpa,
             state,
             spec_replicas=replicas,
-            status_replicas=len(pods),
+            status_replicas=len(deployment.pods),
             pods=views,
             observations=observations,
             now=now,
@@ -218,7 +207,9 @@ def _replay(
         state = decision.state
         if decision.rescale:
             replicas = decision.desired_replicas
-            resize(replicas, now)
+            deployment.scale(replicas, now)
+            if on_scale is not None:
+                on_scale(replicas, now)
 
 
 def replay_series(
@@ -230,7 +221,7 @@ def replay_series(
     config: ControllerConfig | None = None,
 ) -> Iterator[Step]:
     """Replay a recorded series through the HPA; pods are Ready ``pod_startup_seconds`` after creation."""
-    return _replay(
+    return replay(
         hpa,
         SeriesWorld(series),
         duration=series.duration,
@@ -248,7 +239,24 @@ def replay_scenario(
     config: ControllerConfig | None = None,
 ) -> Iterator[Step]:
     """Run a scenario in closed loop: the HPA's replicas share the scenario's load."""
-    config = config or ControllerConfig()
+    return replay(
+        hpa,
+        ScenarioWorld(scenario),
+        duration=scenario.duration,
+        initial_replicas=scenario_initial_replicas(hpa, scenario),
+        startup=scenario.pod_startup_seconds,
+        config=config or ControllerConfig(),
+        manual=manual_changes(scenario),
+    )
+
+
+def scenario_initial_replicas(hpa: HorizontalPodAutoscaler, scenario: Scenario) -> int:
+    """The scenario's ``initialReplicas``, else the HPA's ``minReplicas``."""
+    return scenario.initial_replicas if scenario.initial_replicas is not None else hpa.min_replicas
+
+
+def manual_changes(scenario: Scenario) -> Callable[[float], int | None]:
+    """The scenario's manual scaling: at each sync, the replicas set since the previous one, if any."""
     changes = list(scenario.replica_changes)
 
     def manual(now: float) -> int | None:
@@ -257,17 +265,7 @@ def replay_scenario(
             changes.remove(change)
         return due[-1].replicas if due else None
 
-    return _replay(
-        hpa,
-        ScenarioWorld(scenario),
-        duration=scenario.duration,
-        initial_replicas=scenario.initial_replicas
-        if scenario.initial_replicas is not None
-        else hpa.min_replicas,
-        startup=scenario.pod_startup_seconds,
-        config=config,
-        manual=manual,
-    )
+    return manual
 
 
 def _cell(value: float | int | None) -> str:

@@ -38,6 +38,67 @@ def default_profiles(count: int) -> list[LoadProfile]:
     return [Sine(low=0.15, high=0.85, period=120.0, phase=i * 120.0 / max(count, 1)) for i in range(count)]
 
 
+def simulated_device(seed: int, index: int, model: str) -> GpuDevice:
+    """Simulated GPU ``index``: its UUID derives from the seed, so a restart shows the same devices."""
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).hexdigest()
+    uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+    return GpuDevice(
+        index=str(index),
+        uuid=uuid,
+        model=model,
+        pci_bus_id=f"00000000:{0x18 + index:02X}:00.0",
+        driver_version=DRIVER_VERSION,
+    )
+
+
+def simulated_power(utilization: float) -> float:
+    """Board power at ``utilization``: idle power plus a share of the limit."""
+    return IDLE_POWER_WATTS + (POWER_LIMIT_WATTS - IDLE_POWER_WATTS) * utilization * 0.9
+
+
+def simulated_reading(device: GpuDevice, utilization: float, memory_bytes: int, energy: float) -> GpuReading:
+    """Every field of a simulated GPU, derived from its utilisation (memory, power, clocks, temperature)."""
+    used = int(memory_bytes * (0.05 + 0.6 * utilization))
+    values = {
+        Field.UTILIZATION: utilization,
+        Field.MEMORY_UTILIZATION: 0.7 * utilization,
+        Field.MEMORY_USED: float(used),
+        Field.MEMORY_FREE: float(memory_bytes - used - RESERVED_BYTES),
+        Field.MEMORY_TOTAL: float(memory_bytes),
+        Field.MEMORY_RESERVED: float(RESERVED_BYTES),
+        Field.TEMPERATURE: round(30.0 + 45.0 * utilization),
+        Field.POWER: simulated_power(utilization),
+        Field.POWER_LIMIT: POWER_LIMIT_WATTS,
+        Field.ENERGY: energy,
+        Field.SM_CLOCK: SM_CLOCK_IDLE_HZ if utilization < 0.01 else SM_CLOCK_BUSY_HZ,
+        Field.MEMORY_CLOCK: MEMORY_CLOCK_HZ,
+    }
+    labelled = {
+        Field.THROTTLE_REASONS: {"gpu_idle": 1.0 if utilization < 0.01 else 0.0, "sw_power_cap": 0.0},
+        Field.ECC_ERRORS: {"corrected": 0.0, "uncorrected": 0.0},
+    }
+    return GpuReading(device=device, values=values, labelled=labelled)
+
+
+class EnergyMeter:
+    """Per-GPU energy counters: the power of successive reads integrated over the time between them."""
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._joules = [0.0] * count
+        self._last: list[tuple[float, float] | None] = [None] * count
+
+    def add(self, index: int, elapsed: float, power: float) -> float:
+        """Record ``power`` at ``elapsed`` seconds and return the GPU's energy so far."""
+        with self._lock:
+            last = self._last[index]
+            if last is not None and elapsed > last[0]:
+                self._joules[index] += (elapsed - last[0]) * (power + last[1]) / 2
+            if last is None or elapsed > last[0]:
+                self._last[index] = (elapsed, power)
+            return self._joules[index]
+
+
 class SimulatedGpuSource:
     """GPUs whose readings derive from their utilisation profile, plus seeded noise.
 
@@ -61,21 +122,8 @@ class SimulatedGpuSource:
         self._noise = noise
         self._clock = clock
         self._started = clock()
-        self._lock = threading.Lock()
-        self._energy_joules = [0.0] * len(self._specs)
-        self._last_power: list[tuple[float, float] | None] = [None] * len(self._specs)
-        self._devices = [self._device(i, spec) for i, spec in enumerate(self._specs)]
-
-    def _device(self, index: int, spec: SimulatedGpuSpec) -> GpuDevice:
-        digest = hashlib.sha256(f"{self._seed}:{index}".encode()).hexdigest()
-        uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
-        return GpuDevice(
-            index=str(index),
-            uuid=uuid,
-            model=spec.model,
-            pci_bus_id=f"00000000:{0x18 + index:02X}:00.0",
-            driver_version=DRIVER_VERSION,
-        )
+        self._energy = EnergyMeter(len(self._specs))
+        self._devices = [simulated_device(seed, i, spec.model) for i, spec in enumerate(self._specs)]
 
     def devices(self) -> Sequence[GpuDevice]:
         return self._devices
@@ -88,40 +136,10 @@ class SimulatedGpuSource:
 
     def read(self, device: GpuDevice) -> GpuReading:
         index = int(device.index)
-        spec = self._specs[index]
         elapsed = self._clock() - self._started
         util = self.utilization(index, elapsed)
-        used = int(spec.memory_bytes * (0.05 + 0.6 * util))
-        power = IDLE_POWER_WATTS + (POWER_LIMIT_WATTS - IDLE_POWER_WATTS) * util * 0.9
-        with self._lock:
-            energy = self._integrate_energy(index, elapsed, power)
-        values = {
-            Field.UTILIZATION: util,
-            Field.MEMORY_UTILIZATION: 0.7 * util,
-            Field.MEMORY_USED: float(used),
-            Field.MEMORY_FREE: float(spec.memory_bytes - used - RESERVED_BYTES),
-            Field.MEMORY_TOTAL: float(spec.memory_bytes),
-            Field.MEMORY_RESERVED: float(RESERVED_BYTES),
-            Field.TEMPERATURE: round(30.0 + 45.0 * util),
-            Field.POWER: power,
-            Field.POWER_LIMIT: POWER_LIMIT_WATTS,
-            Field.ENERGY: energy,
-            Field.SM_CLOCK: SM_CLOCK_IDLE_HZ if util < 0.01 else SM_CLOCK_BUSY_HZ,
-            Field.MEMORY_CLOCK: MEMORY_CLOCK_HZ,
-        }
-        labelled = {
-            Field.THROTTLE_REASONS: {"gpu_idle": 1.0 if util < 0.01 else 0.0, "sw_power_cap": 0.0},
-            Field.ECC_ERRORS: {"corrected": 0.0, "uncorrected": 0.0},
-        }
-        return GpuReading(device=device, values=values, labelled=labelled)
-
-    def _integrate_energy(self, index: int, elapsed: float, power: float) -> float:
-        last = self._last_power[index]
-        if last is not None and elapsed > last[0]:
-            self._energy_joules[index] += (elapsed - last[0]) * (power + last[1]) / 2
-        if last is None or elapsed > last[0]:
-            self._last_power[index] = (elapsed, power)
-        return self._energy_joules[index]
+        energy = self._energy.add(index, elapsed, simulated_power(util))
+        return simulated_reading(device, util, self._specs[index].memory_bytes, energy)
 
     def processes(self, device: GpuDevice) -> Sequence[ProcessUsage]:
         return ()

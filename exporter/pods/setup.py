@@ -59,14 +59,19 @@ def build_attribution(
     errors: ErrorCounts,
     *,
     connect_kube: Callable[[str], KubeApis] = connect,
+    allocations: AllocationReader | None = None,
 ) -> Attribution:
     """Wire the kubelet client, the allocated and observed views and, if asked, the pod watch.
+
+    ``allocations`` replaces the kubelet (the scenario's simulated pods).
 
     Nothing here needs the kubelet or the API server to be up: both are reached lazily and their
     absence shows as ``kgm_pod_resources_up`` 0 or missing ``gpu_pod_info``, never as a failure to start.
     """
     reader: AllocationReader
-    if options.simulated_pods:
+    if allocations is not None:
+        reader, close_reader = allocations, _nothing
+    elif options.simulated_pods:
         reader = SimulatedAllocations(source, options.simulated_pods)
         close_reader = _nothing
     elif options.socket_path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from exporter.gpu.scenario import ScenarioGpuSource
 from exporter.gpu.source import GpuSource
 from exporter.pods.device_ids import DEFAULT_RESOURCE_PATTERNS
 from exporter.pods.model import AllocatableDevices, ContainerRef, DeviceAllocation
@@ -54,6 +55,40 @@ class SimulatedAllocations:
         )
 
     def list_allocations(self) -> tuple[DeviceAllocation, ...]:
+        return self._allocations
+
+    def allocatable(self) -> tuple[AllocatableDevices, ...]:
+        return self._allocatable
+
+
+class ScenarioAllocations:
+    """The scenario's pods as the kubelet's pod-resources ``List`` would report them, one GPU each or
+    ``gpusPerPod``; the answer is the same object while the pods and their GPUs stay the same."""
+
+    up = True
+
+    def __init__(self, source: ScenarioGpuSource, namespace: str) -> None:
+        self._source = source
+        self._namespace = namespace
+        self._uuids = [device.uuid for device in source.devices()]
+        self._generation = -1
+        self._allocations: tuple[DeviceAllocation, ...] = ()
+        self._allocatable = (AllocatableDevices(SIMULATED_RESOURCE, tuple(self._uuids)),)
+
+    def list_allocations(self) -> tuple[DeviceAllocation, ...]:
+        node = self._source.node
+        _, pods = node.refresh()
+        if node.generation != self._generation:
+            self._generation = node.generation
+            self._allocations = tuple(
+                DeviceAllocation(
+                    ContainerRef(self._namespace, state.pod.name, "main"),
+                    SIMULATED_RESOURCE,
+                    tuple(self._uuids[gpu] for gpu in state.gpus),
+                )
+                for state in pods
+                if state.gpus
+            )
         return self._allocations
 
     def allocatable(self) -> tuple[AllocatableDevices, ...]:

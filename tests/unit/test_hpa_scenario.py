@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hpalab.hpa_spec import parse_hpa
-from hpalab.scenario import MetricSource, ScenarioError, parse_scenario
 from hpalab.series import SeriesError, parse_series
 from hpalab.simulate import replay_scenario, replay_series
+from kgm_common.scenario import MetricSource, ScenarioError, parse_scenario
 
 HPA = parse_hpa(
     """\

@@ -27,7 +27,7 @@ from hpalab.hpa_spec import (
     parse_hpa,
 )
 from hpalab.quantity import QuantityError, format_milli, parse_milli
-from hpalab.yamlsource import Node
+from kgm_common.yamlsource import Node
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hpa" / "hpa-gpu-utilization.yaml"
 

@@ -1,11 +1,15 @@
 """Scenarios: the load a GPU inference Deployment sees over time, and how that load turns into metrics.
 
+Shared by the HPA lab (which replays a scenario, or decides its replicas live) and the exporter (whose
+simulated GPUs and pods follow it with ``--scenario``); pure, so both see the same world.
+
 A scenario is a YAML mapping (errors name the line)::
 
     duration: 1800            # seconds to simulate (required)
     capacityPerPod: 100       # requests/s that keep one pod's GPU 100 % busy (required)
     initialReplicas: 2        # the Deployment's replicas at t=0 (default: the HPA's minReplicas)
     podStartupSeconds: 45     # a new pod is Pending this long, then Running and Ready (default 30)
+    gpusPerPod: 1             # GPUs each pod holds, all equally busy (default 1)
     idleUtilization: 0.05     # GPU utilization ratio of a pod serving nothing (default 0)
     noise: 0.02               # standard deviation of per-pod utilization noise, as a ratio (default 0)
     seed: 1                   # noise seed (default 0)
@@ -32,10 +36,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpalab.yamlsource import Node, SourceError, load_documents
+from kgm_common.yamlsource import Node, SourceError, load_documents
 
 DEFAULT_POD_STARTUP_SECONDS = 30.0
 MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+MAX_GPUS_PER_POD = 16
+PRE_EXISTING_PODS_AGE_SECONDS = 86400.0
 
 
 class ScenarioError(SourceError):
@@ -77,6 +83,7 @@ class Scenario:
     load: tuple[LoadPoint, ...]
     initial_replicas: int | None = None
     pod_startup_seconds: float = DEFAULT_POD_STARTUP_SECONDS
+    gpus_per_pod: int = 1
     idle_utilization: float = 0.0
     noise: float = 0.0
     seed: int = 0
@@ -94,6 +101,13 @@ class Scenario:
         if point.ramp > 0 and t < point.at + point.ramp:
             return previous + (point.rate - previous) * (t - point.at) / point.ramp
         return point.rate
+
+    def scheduled_replicas(self, t: float, default: int) -> int:
+        """The replicas the scenario sets at ``t``: its last manual change, else ``initialReplicas``."""
+        due = [change.replicas for change in self.replica_changes if change.at <= t]
+        if due:
+            return due[-1]
+        return self.initial_replicas if self.initial_replicas is not None else default
 
     def source(self, metric: str) -> MetricSource:
         """How ``metric`` is derived: as declared, else GPU utilization in percent."""
@@ -118,6 +132,50 @@ class Scenario:
         if source is MetricSource.REQUESTS_PER_POD:
             return self.rate(t) / ready_pods if ready_pods else 0.0
         return self.rate(t)
+
+
+@dataclass(frozen=True)
+class ScenarioPod:
+    """A pod of the scenario's Deployment: ``<deployment>-<index>``, created at ``created``."""
+
+    name: str
+    index: int
+    created: float
+
+    def ready(self, now: float, startup: float) -> bool:
+        """Running and Ready from ``startup`` seconds after creation on; Pending before."""
+        return now >= self.created + startup
+
+
+class Deployment:
+    """The pods of a Deployment as replicas change: what the lab decides and the exporter shows.
+
+    New pods are numbered on from the last one; a scale-down deletes Pending pods first, then the
+    newest, as a ReplicaSet does. The pods of the first scale exist since long before ``now``, as those
+    of a Deployment that ran before the experiment started.
+    """
+
+    def __init__(self, name: str, startup: float) -> None:
+        self.name = name
+        self.startup = startup
+        self.pods: list[ScenarioPod] = []
+        self._next_index = 0
+        self._scaled = False
+
+    def scale(self, replicas: int, now: float) -> None:
+        """Create or delete pods until there are ``replicas``."""
+        created = now if self._scaled else now - self.startup - PRE_EXISTING_PODS_AGE_SECONDS
+        self._scaled = True
+        while len(self.pods) < replicas:
+            self.pods.append(ScenarioPod(f"{self.name}-{self._next_index}", self._next_index, created))
+            self._next_index += 1
+        while len(self.pods) > replicas:
+            pending = [pod for pod in self.pods if not pod.ready(now, self.startup)]
+            self.pods.remove(pending[-1] if pending else self.pods[-1])
+
+    def ready(self, now: float) -> list[ScenarioPod]:
+        """The pods Running and Ready at ``now``."""
+        return [pod for pod in self.pods if pod.ready(now, self.startup)]
 
 
 def _load(node: Node) -> tuple[LoadPoint, ...]:
@@ -179,6 +237,7 @@ def scenario_from_node(root: Node) -> Scenario:
         "capacityPerPod",
         "initialReplicas",
         "podStartupSeconds",
+        "gpusPerPod",
         "idleUtilization",
         "noise",
         "seed",
@@ -191,6 +250,7 @@ def scenario_from_node(root: Node) -> Scenario:
         raise kind.error(f"expected HpaScenario, got {kind.value!r}")
     initial = root.get("initialReplicas")
     startup = root.get("podStartupSeconds")
+    gpus = root.get("gpusPerPod")
     idle = root.get("idleUtilization")
     noise = root.get("noise")
     seed = root.get("seed")
@@ -204,6 +264,7 @@ def scenario_from_node(root: Node) -> Scenario:
         load=_load(root.require("load")),
         initial_replicas=initial.integer(minimum=0, maximum=10_000) if initial is not None else None,
         pod_startup_seconds=startup.number(minimum=0) if startup is not None else DEFAULT_POD_STARTUP_SECONDS,
+        gpus_per_pod=gpus.integer(minimum=1, maximum=MAX_GPUS_PER_POD) if gpus is not None else 1,
         idle_utilization=idle.number(minimum=0, maximum=1) if idle is not None else 0.0,
         noise=noise.number(minimum=0, maximum=1) if noise is not None else 0.0,
         seed=seed.integer() if seed is not None else 0,
