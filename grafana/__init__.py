@@ -1,0 +1,1 @@
+"""Grafana dashboards for kube-gpu-metrics: built from code, committed as JSON, previewed with matplotlib."""
