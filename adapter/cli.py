@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,26 @@ async def _run(config: AdapterConfig, components: ComponentFactory, scratch: Pat
         if config.tls_cert_file is not None and config.tls_private_key_file is not None:
             pair = CertificatePair(config.tls_cert_file, config.tls_private_key_file)
         else:
-            pair = self_signed_pair(scratch, [config.listen.host])
+            try:
+                pair = self_signed_pair(scratch, [config.listen.host])
+            except OSError as exc:
+                raise StartError(
+                    f"cannot write the self-signed serving certificate in {scratch}: {exc.strerror or exc}; "
+                    "give --tls-cert-file and --tls-private-key-file, or point TMPDIR at a writable directory"
+                ) from None
             log.info("generated a self-signed serving certificate", extra={"cert_file": str(pair.cert_file)})
         try:
             context = server_context(pair, security.client_cas)
         except (OSError, ValueError) as exc:
             raise StartError(f"cannot load the serving certificate {pair.cert_file}: {exc}") from None
         if config.insecure_local:
-            kubeconfig = write_local_kubeconfig(scratch / "kubeconfig", config, pair)
+            try:
+                kubeconfig = write_local_kubeconfig(scratch / "kubeconfig", config, pair)
+            except OSError as exc:
+                raise StartError(
+                    f"cannot write the local kubeconfig in {scratch}: {exc.strerror or exc}; "
+                    "point TMPDIR at a writable directory"
+                ) from None
             log.info(
                 "local kubeconfig written",
                 extra={
@@ -107,14 +120,28 @@ def write_local_kubeconfig(path: Path, config: AdapterConfig, pair: CertificateP
     return path
 
 
+@contextlib.contextmanager
+def _scratch_directory() -> Iterator[Path]:
+    """A private directory for generated files, removed at exit; a full or read-only TMPDIR says so."""
+    try:
+        directory = tempfile.TemporaryDirectory(prefix="kube-gpu-adapter-")
+    except OSError as exc:
+        raise StartError(
+            f"cannot create a scratch directory for generated files: {exc.strerror or exc}; "
+            "point TMPDIR at a writable directory (the Deployment mounts an emptyDir on /tmp)"
+        ) from None
+    with directory as path:
+        yield Path(path)
+
+
 def main(argv: Sequence[str] | None = None, *, components: ComponentFactory | None = None) -> int:
     """Entry point; returns the process exit status. ``components`` replaces the backend wiring."""
     config = parse_config(argv)
     configure_logging(config.log_level, config.log_format)
     try:
         _check(config)
-        with tempfile.TemporaryDirectory(prefix="kube-gpu-adapter-") as scratch:
-            asyncio.run(_run(config, components or build_components, Path(scratch)))
+        with _scratch_directory() as scratch:
+            asyncio.run(_run(config, components or build_components, scratch))
     except (StartError, WiringError, ConfigError) as exc:
         log.error("cannot start: %s", exc)
         return 2

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gzip
 import logging
+import re
 import socket
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.utils import floatToGoString
 
 from kgm_common.addresses import ListenAddress
 
@@ -50,9 +60,133 @@ def _plain(start_response: StartResponse, status: str, body: bytes) -> Iterable[
     return [body]
 
 
+# client_python's encoders validate and escape every metric and label name of every sample on each
+# scrape, a few microseconds a sample: most of a scrape once pods are attributed. The names here are
+# plain ASCII, so the formats scrapers ask for (text 0.0.4, OpenMetrics 1.0.0, underscore escaping)
+# are written directly, byte for byte as client_python writes them; whatever this does not cover
+# (other versions or escapings, timestamps, exemplars, names that need escaping) goes to its encoders.
+_PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Per family type: suffix of the name on HELP/TYPE lines and the type written in the text format.
+_TEXT_TYPES = {
+    "counter": ("_total", "counter"),
+    "gauge": ("", "gauge"),
+    "info": ("_info", "gauge"),
+    "unknown": ("", "untyped"),
+}
+_TEXT_ONLY_SUFFIXES = ("_created", "_gsum", "_gcount")
+_go_float: Callable[[float], str] = floatToGoString
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_name(name: str) -> bool:
+    """Whether both encoders write ``name`` unchanged (a legacy name without colons)."""
+    return _PLAIN_NAME.fullmatch(name) is not None
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+# Label sets repeat from scrape to scrape (the same GPUs, pods and CPUs), so their text is kept.
+@functools.lru_cache(maxsize=16384)
+def _label_text(items: tuple[tuple[str, str], ...]) -> str | None:
+    """``{a="x",b="y"}`` for a sample's labels, sorted by name; ``None`` if a name needs escaping."""
+    if not all(_plain_name(key) for key, _ in items):
+        return None
+    return "{" + ",".join(f'{key}="{_escape_value(value)}"' for key, value in sorted(items)) + "}"
+
+
+def render_families(families: Sequence[Metric], *, openmetrics_format: bool) -> bytes | None:
+    """The text (0.0.4) or OpenMetrics (1.0.0) exposition of ``families``, as client_python writes it.
+
+    ``None`` when a family needs something only client_python's encoders do.
+    """
+    out: list[str] = []
+    for metric in families:
+        name = metric.name
+        if metric.type not in _TEXT_TYPES or not _plain_name(name):
+            return None
+        if openmetrics_format:
+            help_text = _escape_value(metric.documentation)
+            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {metric.type}\n")
+            if metric.unit:
+                out.append(f"# UNIT {name} {metric.unit}\n")
+        else:
+            suffix, kind = _TEXT_TYPES[metric.type]
+            help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            out.append(f"# HELP {name}{suffix} {help_text}\n# TYPE {name}{suffix} {kind}\n")
+        for sample in metric.samples:
+            if (
+                sample.value is None
+                or sample.timestamp is not None
+                or sample.exemplar is not None
+                or sample.native_histogram is not None
+                or not _plain_name(sample.name)
+                or (not openmetrics_format and sample.name[len(name) :] in _TEXT_ONLY_SUFFIXES)
+            ):
+                return None
+            labels = _label_text(tuple(sample.labels.items())) if sample.labels else ""
+            if labels is None:
+                return None
+            out.append(f"{sample.name}{labels} {_go_float(sample.value)}\n")
+    if openmetrics_format:
+        out.append("# EOF\n")
+    return "".join(out).encode("utf-8")
+
+
+class _Collected:
+    """Families already collected, for client_python's encoders when ``render_families`` declines."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _fast_format(environ: Environ) -> tuple[bool, str] | None:
+    """(OpenMetrics?, content type) when ``render_families`` can answer this request, else ``None``."""
+    if environ.get("REQUEST_METHOD") != "GET" or "name[]" in parse_qs(environ.get("QUERY_STRING", "")):
+        return None
+    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+    if encoder is generate_latest:
+        return False, content_type
+    if (
+        isinstance(encoder, functools.partial)
+        and encoder.func is openmetrics.generate_latest
+        and encoder.keywords == {"escaping": openmetrics.UNDERSCORES, "version": "1.0.0"}
+    ):
+        return True, content_type
+    return None
+
+
+def _metrics_app(registry: CollectorRegistry) -> WsgiApp:
+    """/metrics negotiated as client_python does, answered by ``render_families`` where it can."""
+    library_app: WsgiApp = make_wsgi_app(registry)
+
+    def metrics(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        fast = _fast_format(environ)
+        if fast is None:
+            return library_app(environ, start_response)
+        openmetrics_format, content_type = fast
+        families = list(registry.collect())
+        body = render_families(families, openmetrics_format=openmetrics_format)
+        if body is None:
+            encoder, _ = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+            body = encoder(_Collected(families))
+        headers = [("Content-Type", content_type)]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            body = gzip.compress(body)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+
+    return metrics
+
+
 def build_app(registry: CollectorRegistry, readiness: Readiness) -> WsgiApp:
-    """A WSGI app; /metrics is client_python's (content negotiation, gzip, ``name[]`` filters)."""
-    metrics_app = make_wsgi_app(registry)
+    """A WSGI app; /metrics negotiates as client_python's does (format, gzip, ``name[]`` filters)."""
+    metrics_app = _metrics_app(registry)
 
     def healthz(_environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _plain(start_response, "200 OK", b"ok\n")
@@ -84,16 +218,70 @@ def build_app(registry: CollectorRegistry, readiness: Readiness) -> WsgiApp:
     return app
 
 
+# A scraper sends its request at once; a client that dribbles it (or stops reading the answer) loses
+# its connection after this long instead of holding a thread forever.
+SOCKET_TIMEOUT_SECONDS = 10.0
+# Connections served at once; more are answered 503 at once. Prometheus HA pairs and a few humans
+# stay far below it.
+MAX_CONNECTIONS = 64
+_BUSY_BODY = b"too many connections; try again later\n"
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
 class _QuietHandler(WSGIRequestHandler):
     """Access lines go to debug logging instead of stderr: scrapes every few seconds are noise."""
+
+    timeout = SOCKET_TIMEOUT_SECONDS
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("request", extra={"client": self.address_string(), "line": format % args})
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    """A thread per connection, at most ``MAX_CONNECTIONS``; ``server_close`` waits for them to finish,
+    so a SIGTERM lets in-flight scrapes complete (each bounded by the socket timeout)."""
+
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._refusing = False
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            if not self._refusing:
+                log.warning("too many connections; answering 503", extra={"limit": MAX_CONNECTIONS})
+            self._refusing = True
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        self._refusing = False
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (TimeoutError, ConnectionError)):
+            log.debug("connection dropped", extra={"client": str(client_address), "error": str(error)})
+        else:
+            log.exception("request failed", extra={"client": str(client_address)})
 
 
 def serve(address: ListenAddress, app: WsgiApp) -> WSGIServer:

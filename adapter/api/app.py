@@ -10,6 +10,7 @@ from aiohttp.typedefs import Middleware
 
 from adapter.api import discovery, external, openapi
 from adapter.api.documents import metric_value_list
+from adapter.api.limits import MAX_IN_FLIGHT, in_flight_limit
 from adapter.api.metrics import MetricRequest, parse_path, parse_query_selector, read_metric
 from adapter.api.resources import GROUP, VERSIONS
 from adapter.api.status import JSON_TYPE, encode, json_response, not_found, status_errors
@@ -115,9 +116,11 @@ def build_app(
     *,
     middlewares: Sequence[Middleware] = (),
     ready_notes: Sequence[str] = (),
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> web.Application:
-    """The adapter's application; ``middlewares`` (authentication) run inside the Status error mapping."""
-    app = web.Application(middlewares=[status_errors, *middlewares])
+    """The adapter's application; ``middlewares`` (authentication) run inside the Status error mapping
+    and the in-flight limit."""
+    app = web.Application(middlewares=[status_errors, in_flight_limit(max_in_flight), *middlewares])
     app[BACKEND] = backend
     app[RESOLVER] = resolver
     app[READY_NOTES] = tuple(ready_notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from adapter.api.documents import MetricValue
 from adapter.api.resources import NAMESPACE, ResourceKind, lookup_resource, serves
@@ -101,7 +102,9 @@ def _object_not_found(kind: ResourceKind, name: str) -> StatusError:
 async def _objects(request: MetricRequest, resolver: ObjectResolver) -> list[ObjectKey]:
     kind = request.kind
     if request.name == WILDCARD:
-        return sorted(await resolver.select(kind.resource, request.namespace, request.label_selector))
+        selected = await resolver.select(kind.resource, request.namespace, request.label_selector)
+        # ObjectKey's own order by attribute, several times faster than its generated comparisons.
+        return sorted(selected, key=attrgetter("namespace", "name"))
     return [await resolver.get(kind.resource, request.namespace, request.name)]
 
 

@@ -22,7 +22,7 @@ Rules (the exporter's series are described in design.md section 3):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adapter.backends.base import ObjectKey
@@ -78,21 +78,21 @@ class _Device:
     observed_memory: dict[Container, float] = field(default_factory=dict)
 
 
-def _device_id(series: WindowedSeries) -> str:
-    return series.label("uuid") or f"index:{series.label('gpu')}"
-
-
 def _devices(series: Iterable[WindowedSeries]) -> dict[str, _Device]:
     devices: dict[str, _Device] = defaultdict(_Device)
     for s in series:
         if s.name not in SERIES_NAMES:
             continue
-        device = devices[_device_id(s)]
-        device.gpu = device.gpu or s.label("gpu")
-        device.uuid = device.uuid or s.label("uuid")
-        container = (s.label("namespace"), s.label("pod"), s.label("container"))
+        # One dict per series rather than a scan of its labels per lookup: this runs over every series
+        # of every exporter whenever the direct backend's view changes.
+        labels = dict(s.labels)
+        gpu, uuid = labels.get("gpu", ""), labels.get("uuid", "")
+        device = devices[uuid or f"index:{gpu}"]
+        device.gpu = device.gpu or gpu
+        device.uuid = device.uuid or uuid
+        container = (labels.get("namespace", ""), labels.get("pod", ""), labels.get("container", ""))
         if s.name == INFO:
-            device.parent_uuid = s.label("parent_uuid")
+            device.parent_uuid = labels.get("parent_uuid", "")
         elif s.name in DEVICE_SERIES:
             device.fields[s.name] = s.mean
             device.timestamp = max(device.timestamp, s.last_timestamp)
@@ -124,8 +124,25 @@ def _pod_part(
 
 def pod_device_use(series: Iterable[WindowedSeries], node: str) -> dict[ObjectKey, list[DeviceUse]]:
     """Each pod's use of each device of one target, by the rules in this module's docstring."""
+    return _pod_uses(_devices(series).values(), node)
+
+
+def node_device_use(series: Iterable[WindowedSeries], node: str) -> list[DeviceUse]:
+    """Every device of one target, taken whole; a GPU split into MIG instances counts as its instances."""
+    return _node_uses(_devices(series).values(), node)
+
+
+def device_use(
+    series: Iterable[WindowedSeries], node: str
+) -> tuple[dict[ObjectKey, list[DeviceUse]], list[DeviceUse]]:
+    """``pod_device_use`` and ``node_device_use`` of one target, from one pass over its series."""
+    devices = _devices(series).values()
+    return _pod_uses(devices, node), _node_uses(devices, node)
+
+
+def _pod_uses(devices: Collection[_Device], node: str) -> dict[ObjectKey, list[DeviceUse]]:
     result: dict[ObjectKey, list[DeviceUse]] = defaultdict(list)
-    for device in _devices(series).values():
+    for device in devices:
         utilization = device.fields.get(UTILIZATION)
         used = device.fields.get(MEMORY_USED)
         total = device.fields.get(MEMORY_TOTAL)
@@ -145,9 +162,7 @@ def pod_device_use(series: Iterable[WindowedSeries], node: str) -> dict[ObjectKe
     return dict(result)
 
 
-def node_device_use(series: Iterable[WindowedSeries], node: str) -> list[DeviceUse]:
-    """Every device of one target, taken whole; a GPU split into MIG instances counts as its instances."""
-    devices = _devices(series).values()
+def _node_uses(devices: Collection[_Device], node: str) -> list[DeviceUse]:
     # The physical GPU's memory series cover its instances' memory: counting both would count it twice.
     parents = {device.parent_uuid for device in devices if device.parent_uuid}
     return [

@@ -19,9 +19,8 @@ from adapter.backends.attribution import (
     DeviceUse,
     Value,
     device_metric,
+    device_use,
     group_metric,
-    node_device_use,
-    pod_device_use,
 )
 from adapter.backends.base import BackendUnavailable, MetricDescriptor, MetricSample, ObjectKey, UnknownMetric
 from adapter.backends.discovery import DiscoveryError, Target, TargetDiscovery
@@ -71,6 +70,24 @@ class BackendStats:
         return len(self.targets) - self.up
 
 
+@dataclass(frozen=True)
+class _TargetView:
+    """One target's pod and device use at ``built_at``, true until ``expires`` (when its oldest sample
+    leaves the window) unless the target is scraped first (``scrapes`` no longer matches)."""
+
+    scrapes: int
+    built_at: float
+    expires: float
+    node: str
+    # Whether any series was fresh: a node is seen while its exporter has fresh series, GPUs or not.
+    seen: bool
+    pods: dict[ObjectKey, list[DeviceUse]]
+    devices: list[DeviceUse]
+
+    def holds(self, scrapes: int, now: float) -> bool:
+        return self.scrapes == scrapes and self.built_at <= now <= self.expires
+
+
 @dataclass
 class _TargetState:
     target: Target
@@ -82,6 +99,18 @@ class _TargetState:
     duration: float = 0.0
     error: str = "not scraped yet"
     series: int = 0
+    scrapes: int = 0
+    view: _TargetView | None = None
+
+    def current_view(self, now: float) -> _TargetView:
+        """The target's use at ``now``: the last one worked out while it still holds."""
+        view = self.view
+        if view is None or not view.holds(self.scrapes, now):
+            fresh, expires = self.window.fresh_until(now)
+            node = self.node
+            pods, devices = device_use(fresh, node)
+            view = self.view = _TargetView(self.scrapes, now, expires, node, bool(fresh), pods, devices)
+        return view
 
     @property
     def node(self) -> str:
@@ -105,6 +134,8 @@ class _TargetState:
 class _Snapshot:
     pods: dict[ObjectKey, list[DeviceUse]] = field(default_factory=lambda: defaultdict(list))
     nodes: dict[str, list[DeviceUse]] = field(default_factory=lambda: defaultdict(list))
+    # The target views it was merged from.
+    views: tuple[_TargetView, ...] = ()
 
 
 class DirectBackend:
@@ -138,6 +169,7 @@ class DirectBackend:
         self._last_round = 0.0
         self._discovery_error = ""
         self._round_lock = asyncio.Lock()
+        self._merged = _Snapshot()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -304,6 +336,10 @@ class DirectBackend:
                 state.up, state.error, state.last_success, state.series = True, "", timestamp, len(samples)
             finally:
                 state.duration = time.monotonic() - started
+                state.scrapes += 1
+                # Worked out here, a target at a time, rather than for all targets at once by the first
+                # read after a round.
+                state.current_view(self._clock())
 
     @staticmethod
     def _failed(state: _TargetState, timestamp: float, error: str) -> None:
@@ -323,16 +359,24 @@ class DirectBackend:
             raise BackendUnavailable(f"every GPU exporter failed its latest scrape ({failures})")
 
     def _snapshot(self) -> _Snapshot:
+        """Every pod's and node's device use now.
+
+        Each target's part is worked out again only once it is scraped or a sample of it leaves the
+        window, and the whole only merged again then: one read of one pod would otherwise cost as much
+        as reading every series of every exporter.
+        """
         now = self._clock()
-        snapshot = _Snapshot()
-        for state in self._states.values():
-            fresh = state.window.fresh(now)
-            if not fresh:
-                continue
-            node = state.node
-            for pod, uses in pod_device_use(fresh, node).items():
+        views = tuple(state.current_view(now) for state in self._states.values())
+        merged = self._merged
+        if len(views) == len(merged.views) and all(a is b for a, b in zip(views, merged.views, strict=True)):
+            return merged
+        snapshot = _Snapshot(views=views)
+        for view in views:
+            for pod, uses in view.pods.items():
                 snapshot.pods[pod].extend(uses)
-            snapshot.nodes[node].extend(node_device_use(fresh, node))
+            if view.seen:
+                snapshot.nodes[view.node].extend(view.devices)
+        self._merged = snapshot
         return snapshot
 
     @staticmethod

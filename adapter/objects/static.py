@@ -8,6 +8,7 @@ Kubernetes API: a named one is never found and ``*`` selects none.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from operator import attrgetter
 from typing import NoReturn, Protocol
 
 from adapter.backends.base import ObjectKey
@@ -15,6 +16,9 @@ from adapter.objects.base import WORKLOAD_RESOURCES, ObjectNotFound
 from adapter.selectors import Selector
 
 RESOURCES = frozenset({"pods", "nodes", "namespaces"})
+# ObjectKey's own order, without its generated comparison methods: thousands of pods sort several
+# times faster by attribute.
+BY_NAME = attrgetter("namespace", "name")
 
 
 class SeenObjects(Protocol):
@@ -46,8 +50,8 @@ class StaticResolver:
             raise ObjectNotFound(f"resource {resource!r} is not known without a Kubernetes API")
         seen = self._source.seen_objects(resource)
         if resource == "pods" and namespace:
-            return sorted(key for key in seen if key.namespace == namespace)
-        return sorted(seen)
+            seen = [key for key in seen if key.namespace == namespace]
+        return sorted(seen, key=BY_NAME)
 
     async def select(self, resource: str, namespace: str, selector: Selector) -> Sequence[ObjectKey]:
         if resource in WORKLOAD_RESOURCES:

@@ -47,6 +47,7 @@ _VIRTUAL_MEMORY_FIELDS = (
     ("Buffers", "buffers"),
 )
 _SWAP_FIELDS = (("SwapTotal", "total"), ("SwapFree", "free"))
+_SWAP_MEMINFO_KEYS = frozenset(field for field, _ in _SWAP_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class HostCollector:
         self._cpu_exposed: dict[str, CpuTimes] = {}
         self._failing_subsystems: set[str] = set()
         self._failing_mounts: set[tuple[str, str, str]] = set()
+        self._mounts_parsed: tuple[str, list[Filesystem]] = ("", [])
         self._subsystems: tuple[tuple[str, Callable[[], list[Metric]]], ...] = (
             ("cpu", self._cpu),
             ("meminfo", self._meminfo),
@@ -232,15 +234,31 @@ class HostCollector:
     def _meminfo(self) -> list[Metric]:
         with _psutil_procfs(self._proc_root):
             memory = psutil.virtual_memory()
-            swap = psutil.swap_memory()
         fields = [(field, getattr(memory, attribute)) for field, attribute in _VIRTUAL_MEMORY_FIELDS]
-        fields += [(field, getattr(swap, attribute)) for field, attribute in _SWAP_FIELDS]
+        fields += self._swap()
         return [
             GaugeMetricFamily(
                 f"node_memory_{field}_bytes", f"Memory information field {field}_bytes.", float(value)
             )
             for field, value in fields
         ]
+
+    def _swap(self) -> list[tuple[str, float]]:
+        """SwapTotal and SwapFree in bytes, the numbers ``psutil.swap_memory`` takes from meminfo.
+
+        psutil also parses /proc/vmstat for swap-in/out counts we do not export, which costs more than
+        the rest of this subsystem together; it remains the reader where meminfo lacks the fields.
+        """
+        found = {}
+        for line in _read_text(self._proc("meminfo")).splitlines():
+            key, _, rest = line.partition(":")
+            if key in _SWAP_MEMINFO_KEYS:
+                found[key] = int(rest.split()[0]) * 1024
+        if len(found) == len(_SWAP_FIELDS):
+            return [(field, float(found[field])) for field, _ in _SWAP_FIELDS]
+        with _psutil_procfs(self._proc_root):
+            swap = psutil.swap_memory()
+        return [(field, float(getattr(swap, attribute))) for field, attribute in _SWAP_FIELDS]
 
     def _loadavg(self) -> list[Metric]:
         load = parse_loadavg(_read_text(self._proc("loadavg")))
@@ -257,8 +275,15 @@ class HostCollector:
             # /proc/1 is hidden when procfs is mounted with hidepid; node_exporter falls back the same way.
             return _read_text(self._proc("mounts"))
 
+    def _filesystems(self) -> list[Filesystem]:
+        """The mounts to report; parsed again only when the mount table's text changes."""
+        table = self._mount_table()
+        if table != self._mounts_parsed[0]:
+            self._mounts_parsed = (table, select_filesystems(parse_mounts(table), self._rootfs))
+        return self._mounts_parsed[1]
+
     def _filesystem(self) -> list[Metric]:
-        filesystems = select_filesystems(parse_mounts(self._mount_table()), self._rootfs)
+        filesystems = self._filesystems()
         outcomes = self._statfs.stat_all([fs.stat_path for fs in filesystems])
         self._note_mount_failures(filesystems, outcomes)
         built = {

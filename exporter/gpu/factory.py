@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from exporter.config import ExporterConfig
+from exporter.gpu.retrying import RetryingGpuSource
 from exporter.gpu.simulated import SimulatedGpuSource, SimulatedGpuSpec, default_profiles
 from exporter.gpu.source import GpuSource, NoGpuSource
 
@@ -31,16 +32,23 @@ def simulated_source(config: ExporterConfig) -> SimulatedGpuSource:
 
 
 def open_gpu_source(config: ExporterConfig) -> GpuSource:
-    """Open the configured source; ``auto`` falls back to no GPUs, with one clear log line."""
+    """Open the configured source; ``auto`` falls back to no GPUs, with one clear log line.
+
+    A node without NVML at all gets no GPUs (``auto``) or a start error (``nvml``); NVML that is there
+    but does not start yet (driver loading) is retried with backoff while the exporter serves.
+    """
     if config.gpu_source == "simulated":
         return simulated_source(config)
     if config.gpu_source == "none":
         return NoGpuSource()
-    from exporter.gpu.nvml import NvmlGpuSource, NvmlUnavailable  # noqa: PLC0415 - pynvml is optional
+    from exporter.gpu.nvml import NvmlGpuSource, NvmlMissing, NvmlUnavailable  # noqa: PLC0415 - pynvml is optional
+
+    def open_nvml() -> GpuSource:
+        return NvmlGpuSource.open(energy_ttl_seconds=config.nvml_energy_ttl_seconds)
 
     try:
-        return NvmlGpuSource.open(energy_ttl_seconds=config.nvml_energy_ttl_seconds)
-    except NvmlUnavailable as exc:
+        return open_nvml()
+    except NvmlMissing as exc:
         if config.gpu_source == "nvml":
             raise GpuSourceError(f"--gpu-source=nvml but NVML is unavailable: {exc}") from exc
         log.warning(
@@ -48,3 +56,9 @@ def open_gpu_source(config: ExporterConfig) -> GpuSource:
             extra={"reason": str(exc)},
         )
         return NoGpuSource()
+    except NvmlUnavailable as exc:
+        log.warning(
+            "NVML did not start; serving without GPU series (kgm_nvml_up 0) and retrying",
+            extra={"reason": str(exc)},
+        )
+        return RetryingGpuSource("nvml", open_nvml, retry_on=NvmlUnavailable, first_error=str(exc))

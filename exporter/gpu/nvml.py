@@ -40,14 +40,19 @@ MIG_UNSUPPORTED_FIELDS = (
     Field.THROTTLE_REASONS,
     Field.ECC_ERRORS,
 )
-# After a GPU is lost, re-enumerate no more often than this, however often Prometheus scrapes.
+# After a GPU is lost, and until it is back, re-enumerate no more often than this, however often
+# Prometheus scrapes.
 LOST_RESCAN_SECONDS = 5.0
 # nvmlEventData_t.gpuInstanceId when the event is not tied to a MIG instance.
 NO_GPU_INSTANCE = 0xFFFFFFFF
 
 
 class NvmlUnavailable(RuntimeError):
-    """NVML cannot be used on this node: library missing, driver not loaded, or init failed."""
+    """NVML cannot be used now: the driver is not loaded, init failed, or devices could not be listed."""
+
+
+class NvmlMissing(NvmlUnavailable):
+    """No NVML on this node at all (no ``pynvml``, no ``libnvidia-ml``): waiting will not help."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,9 @@ class NvmlGpuSource:
         self._entries: dict[str, _Entry] = {}
         self._scanned_at = 0.0
         self._lost: set[str] = set()
-        self._lost_at_scan = 0
+        self._lost_at_scan: set[int] = set()
         self._rescan_requested = False
+        self._enumeration_error = ""
         self._memory_v1_only: set[str] = set()
         self._energy: dict[str, _EnergyCache] = {}
         self._process_seen: dict[str, int] = {}
@@ -131,17 +137,19 @@ class NvmlGpuSource:
     ) -> NvmlGpuSource:
         """Import ``pynvml`` (unless given), initialise NVML and enumerate the devices.
 
-        Raises ``NvmlUnavailable`` with a message fit for a log line when any of that fails.
+        Raises ``NvmlUnavailable`` with a message fit for a log line when any of that fails:
+        ``NvmlMissing`` when the node has no NVML at all, the base class when trying later may help.
         """
         if nvml is None:
             try:
                 nvml = importlib.import_module("pynvml")
             except ImportError as exc:
-                raise NvmlUnavailable(f"nvidia-ml-py (pynvml) is not installed: {exc}") from exc
+                raise NvmlMissing(f"nvidia-ml-py (pynvml) is not installed: {exc}") from exc
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
-            raise NvmlUnavailable(f"NVML did not initialise: {exc}") from exc
+            missing = exc.value == nvml.NVML_ERROR_LIBRARY_NOT_FOUND
+            raise (NvmlMissing if missing else NvmlUnavailable)(f"NVML did not initialise: {exc}") from exc
         try:
             return cls(
                 nvml,
@@ -158,19 +166,21 @@ class NvmlGpuSource:
     @property
     def up(self) -> bool:
         with self._lock:
-            if self._closed:
+            if self._closed or self._enumeration_error:
                 return False
             if self._entries:
                 return not all(uuid in self._lost for uuid in self._entries)
-            return self._lost_at_scan == 0
+            return not self._lost_at_scan
 
     def devices(self) -> Sequence[GpuDevice]:
         with self._lock:
             if self._closed:
                 return ()
             now = self._clock()
+            # While a GPU is lost, keep looking on the short timer: after a reset it comes back.
             due = now - self._scanned_at >= self._rescan_interval or (
-                self._rescan_requested and now - self._scanned_at >= LOST_RESCAN_SECONDS
+                (self._rescan_requested or self._lost_at_scan or self._enumeration_error)
+                and now - self._scanned_at >= LOST_RESCAN_SECONDS
             )
         if due and self._scan_lock.acquire(blocking=False):
             try:
@@ -253,26 +263,36 @@ class NvmlGpuSource:
         nvml = self._nvml
         now = self._clock()
         try:
-            driver = _text(nvml.nvmlSystemGetDriverVersion())
-            count = nvml.nvmlDeviceGetCount()
+            driver, count = self._driver_and_count()
         except nvml.NVMLError as exc:
             if initial:
                 raise
+            error = str(exc)
             with self._lock:
                 self._scanned_at = now
-            log.warning(
-                "nvml re-enumeration failed; keeping the devices found before", extra={"error": str(exc)}
-            )
+                changed, self._enumeration_error = error != self._enumeration_error, error
+            if changed:
+                log.warning(
+                    "nvml is not answering; kgm_nvml_up is 0 until it does, devices found before are kept",
+                    extra={"error": error},
+                )
             return
+        with self._lock:
+            recovered, self._enumeration_error = bool(self._enumeration_error), ""
+        if recovered:
+            log.info("nvml answering again", extra={"driver_version": driver})
         entries: dict[str, _Entry] = {}
-        lost = 0
+        lost: set[int] = set()
         for index in range(count):
             try:
                 for entry in self._enumerate_gpu(index, driver):
                     entries[entry.device.uuid] = entry
             except nvml.NVMLError_GpuIsLost:
-                lost += 1
-                log.warning("gpu is lost; leaving it out", extra={"gpu": str(index)})
+                lost.add(index)
+                if index not in self._lost_at_scan:
+                    log.warning(
+                        "gpu is lost; leaving it out until it answers again", extra={"gpu": str(index)}
+                    )
             except nvml.NVMLError as exc:
                 log.warning(
                     "gpu could not be opened; leaving it out", extra={"gpu": str(index), "error": str(exc)}
@@ -292,6 +312,16 @@ class NvmlGpuSource:
             log.info("nvml devices", extra={"devices": sorted(e.device.index for e in entries.values())})
         if self._xid is not None:
             self._xid.watch(e for e in entries.values() if not e.device.is_mig_instance)
+
+    def _driver_and_count(self) -> tuple[str, int]:
+        nvml = self._nvml
+        try:
+            return _text(nvml.nvmlSystemGetDriverVersion()), int(nvml.nvmlDeviceGetCount())
+        except (nvml.NVMLError_Uninitialized, nvml.NVMLError_DriverNotLoaded):
+            # The driver was unloaded (upgrade, reset) under us: NVML answers again only once
+            # initialised again; the handles found before are stale, the rescan replaces them.
+            nvml.nvmlInit()
+            return _text(nvml.nvmlSystemGetDriverVersion()), int(nvml.nvmlDeviceGetCount())
 
     def _enumerate_gpu(self, index: int, driver: str) -> list[_Entry]:
         nvml = self._nvml
@@ -545,6 +575,9 @@ class NvmlGpuSource:
             return FieldFailure.GPU_LOST
         if isinstance(exc, nvml.NVMLError_NoPermission):
             return FieldFailure.NO_PERMISSION
+        if isinstance(exc, (nvml.NVMLError_Uninitialized, nvml.NVMLError_DriverNotLoaded)):
+            with self._lock:
+                self._rescan_requested = True
         return FieldFailure.UNKNOWN
 
     def _xid_target(self, parent_uuid: str, gpu_instance_id: int) -> str:
