@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -59,32 +61,67 @@ def http_ok(url: str) -> bool:
 
 @dataclass
 class RunningProcess:
-    """A server process a test started on a loopback port, with the file its output goes to."""
+    """A server process a test started on a loopback port, with the file its output goes to.
+
+    ``tls`` is how to reach it when it serves HTTPS (the adapter).
+    """
 
     name: ClassVar[str] = "process"
 
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    scheme: str = "http"
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, path: str, *, timeout: float = 30) -> None:
-        """Poll ``path`` until it answers 200; the process exiting first fails the test with its log."""
+    def get(
+        self, path: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Status and body of ``GET path``; HTTP errors are answers too."""
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=self.tls) as response:
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            return http_ok(f"{self.url}{path}")
+    def answers(self, path: str, code: int = 200) -> bool:
+        """Whether ``path`` answers ``code`` now; the process having exited fails the test with its log."""
+        if self.process.poll() is not None:
+            pytest.fail(
+                f"{self.name} {self.process.args!r} exited with {self.process.returncode}:\n{self.log()}"
+            )
+        try:
+            return self.get(path, timeout=2)[0] == code
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
-        wait_until(ready, timeout=timeout)
+    def wait_answers(self, path: str, code: int = 200, timeout: float = 30) -> None:
+        def answering() -> bool:
+            return self.answers(path, code)
 
-    def stop(self) -> None:
+        answering.__name__ = f"{path} answers {code}"
+        wait_until(answering, timeout=timeout)
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, wait, SIGKILL if it hangs; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return int(self.process.returncode)
+
+    def kill(self) -> None:
         """Kill the process if it still runs, and reap it."""
         if self.process.poll() is None:
             self.process.kill()

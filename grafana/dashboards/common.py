@@ -67,25 +67,60 @@ def target(expr: str, legend: str = "", *, instant: bool = False) -> prometheus.
     return query.instant() if instant else query.range()
 
 
-class _Queried(Protocol):
-    def with_target(self, target: Builder[variants.Dataquery]) -> Self: ...
-
-
-QueriedPanel = TypeVar("QueriedPanel", bound=_Queried)
-
-
-def _targets(panel: QueriedPanel, targets: Sequence[prometheus.Dataquery]) -> QueriedPanel:
-    for ref_id, query in zip(string.ascii_uppercase, targets, strict=False):
-        panel = panel.with_target(query.ref_id(ref_id))
-    return panel
-
-
 @dataclass(frozen=True)
 class Size:
     """Where a panel sits in the 24-column grid, as a width and a height (rows of 30 px)."""
 
     width: int = 12
     height: int = 8
+
+
+class _Queried(Protocol):
+    def title(self, title: str, /) -> Self: ...
+    def description(self, description: str, /) -> Self: ...
+    def datasource(self, datasource: model.DataSourceRef, /) -> Self: ...
+    def unit(self, unit: str, /) -> Self: ...
+    def span(self, span: int, /) -> Self: ...
+    def height(self, height: int, /) -> Self: ...
+    def with_target(self, target: Builder[variants.Dataquery], /) -> Self: ...
+
+
+class _Scaled(_Queried, Protocol):
+    def min(self, min: float, /) -> Self: ...
+    def max(self, max: float, /) -> Self: ...
+
+
+QueriedPanel = TypeVar("QueriedPanel", bound=_Queried)
+ScaledPanel = TypeVar("ScaledPanel", bound=_Scaled)
+
+
+def _queried(
+    panel: QueriedPanel,
+    title: str,
+    unit: str,
+    targets: Sequence[prometheus.Dataquery],
+    *,
+    description: str,
+    size: Size,
+) -> QueriedPanel:
+    """What every panel of data has: title, description, datasource, unit, place, and its queries."""
+    panel = (
+        panel.title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(size.width)
+        .height(size.height)
+    )
+    for ref_id, query in zip(string.ascii_uppercase, targets, strict=False):
+        panel = panel.with_target(query.ref_id(ref_id))
+    return panel
+
+
+def _scaled(panel: ScaledPanel, max_value: float | None) -> ScaledPanel:
+    """A value axis from 0, up to ``max_value`` when given."""
+    panel = panel.min(0)
+    return panel if max_value is None else panel.max(max_value)
 
 
 def timeseries_panel(
@@ -100,13 +135,6 @@ def timeseries_panel(
     """A time series panel with a table legend showing mean and last values."""
     panel = (
         timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .min(0)
-        .span(size.width)
-        .height(size.height)
         .line_width(1)
         .fill_opacity(10)
         .legend(
@@ -117,9 +145,7 @@ def timeseries_panel(
             .calcs(["mean", "lastNotNull"])
         )
     )
-    if max_value is not None:
-        panel = panel.max(max_value)
-    return _targets(panel, targets)
+    return _queried(_scaled(panel, max_value), title, unit, targets, description=description, size=size)
 
 
 def stat_panel(
@@ -133,18 +159,12 @@ def stat_panel(
     """A big number: the last value of each series."""
     panel = (
         stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(size.width)
-        .height(size.height)
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.VALUE)
         .text_mode(common.BigValueTextMode.AUTO)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
-    return _targets(panel, targets)
+    return _queried(panel, title, unit, targets, description=description, size=size)
 
 
 def bar_panel(
@@ -159,20 +179,11 @@ def bar_panel(
     """Horizontal bars, one per series, for rankings."""
     panel = (
         bargauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .min(0)
-        .span(size.width)
-        .height(size.height)
         .orientation(common.VizOrientation.HORIZONTAL)
         .display_mode(common.BarGaugeDisplayMode.GRADIENT)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
-    if max_value is not None:
-        panel = panel.max(max_value)
-    return _targets(panel, targets)
+    return _queried(_scaled(panel, max_value), title, unit, targets, description=description, size=size)
 
 
 def text_panel(title: str, markdown: str, *, size: Size = Size(24, 4)) -> text.Panel:

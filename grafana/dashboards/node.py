@@ -39,9 +39,24 @@ def increase(counter: str) -> str:
 
 def gpu_panel(title: str, unit: str, metric: str, description: str = "", **kwargs: Any) -> Any:
     """One device field, one line per GPU."""
-    return timeseries_panel(
-        title, unit, [target(device(metric), GPU)], description=description, size=Size(8), **kwargs
-    )
+    return device_panel(title, unit, {metric: GPU}, description, **kwargs)
+
+
+def device_panel(title: str, unit: str, series: dict[str, str], description: str = "", **kwargs: Any) -> Any:
+    """Device fields of the selected GPUs; ``series`` maps each metric to its legend."""
+    targets = [target(device(metric), legend) for metric, legend in series.items()]
+    return timeseries_panel(title, unit, targets, description=description, size=Size(8), **kwargs)
+
+
+def host_panel(title: str, unit: str, series: dict[str, str], **kwargs: Any) -> Any:
+    """Host series of the selected node; ``series`` maps each expression to its legend."""
+    targets = [target(on_host(expr), legend) for expr, legend in series.items()]
+    return timeseries_panel(title, unit, targets, size=Size(8), **kwargs)
+
+
+def summed_rate(counter: str) -> str:
+    """A host counter's rate per second, summed over the node's devices."""
+    return f"sum by (instance) (rate({counter}[$__rate_interval]))"
 
 
 def build() -> dict[str, Any]:
@@ -59,41 +74,26 @@ def build() -> dict[str, Any]:
                 "Fraction of time device memory was read or written.",
                 max_value=1,
             ),
-            timeseries_panel(
+            device_panel(
                 "Memory used and free",
                 BYTES,
-                [
-                    target(device("gpu_memory_used_bytes"), "GPU {{gpu}} used"),
-                    target(device("gpu_memory_free_bytes"), "GPU {{gpu}} free"),
-                ],
-                size=Size(8),
+                {"gpu_memory_used_bytes": "GPU {{gpu}} used", "gpu_memory_free_bytes": "GPU {{gpu}} free"},
             ),
             gpu_panel("Temperature", CELSIUS, "gpu_temperature_celsius"),
-            timeseries_panel(
-                "Power",
-                WATTS,
-                [
-                    target(device("gpu_power_watts"), GPU),
-                    target(device("gpu_power_limit_watts"), "GPU {{gpu}} limit"),
-                ],
-                size=Size(8),
+            device_panel(
+                "Power", WATTS, {"gpu_power_watts": GPU, "gpu_power_limit_watts": "GPU {{gpu}} limit"}
             ),
-            timeseries_panel(
+            device_panel(
                 "Clocks",
                 HERTZ,
-                [
-                    target(device("gpu_sm_clock_hertz"), "GPU {{gpu}} SM"),
-                    target(device("gpu_memory_clock_hertz"), "GPU {{gpu}} memory"),
-                ],
-                size=Size(8),
+                {"gpu_sm_clock_hertz": "GPU {{gpu}} SM", "gpu_memory_clock_hertz": "GPU {{gpu}} memory"},
             ),
-            timeseries_panel(
+            device_panel(
                 "Throttle reasons",
                 COUNT,
-                [target(device("gpu_throttle_reasons"), "GPU {{gpu}} {{reason}}")],
-                description="1 while the GPU's clocks are held down for that reason; gpu_idle is normal "
+                {"gpu_throttle_reasons": "GPU {{gpu}} {{reason}}"},
+                "1 while the GPU's clocks are held down for that reason; gpu_idle is normal "
                 "on an idle GPU, thermal and power reasons slow jobs down.",
-                size=Size(8),
                 max_value=1,
             ),
             timeseries_panel(
@@ -143,75 +143,41 @@ def build() -> dict[str, Any]:
                 size=Size(8),
                 max_value=1,
             ),
-            timeseries_panel(
-                "Load",
-                COUNT,
-                [
-                    target(on_host("node_load1"), "1 min"),
-                    target(on_host("node_load5"), "5 min"),
-                    target(on_host("node_load15"), "15 min"),
-                ],
-                size=Size(8),
+            host_panel(
+                "Load", COUNT, {"node_load1": "1 min", "node_load5": "5 min", "node_load15": "15 min"}
             ),
-            timeseries_panel(
+            host_panel(
                 "Memory",
                 BYTES,
-                [
-                    target(on_host("node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes"), "used"),
-                    target(on_host("node_memory_MemTotal_bytes"), "total"),
-                ],
-                size=Size(8),
+                {
+                    "node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes": "used",
+                    "node_memory_MemTotal_bytes": "total",
+                },
             ),
-            timeseries_panel(
+            host_panel(
                 "Filesystem space used",
                 PERCENT,
-                [
-                    target(
-                        on_host(
-                            '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"}\n'
-                            '  / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"}'
-                        ),
-                        "{{mountpoint}}",
-                    )
-                ],
-                size=Size(8),
+                {
+                    '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"}\n'
+                    '  / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"}': "{{mountpoint}}"
+                },
                 max_value=1,
             ),
-            timeseries_panel(
+            host_panel(
                 "Disk throughput",
                 BYTES_PER_SECOND,
-                [
-                    target(
-                        on_host("sum by (instance) (rate(node_disk_read_bytes_total[$__rate_interval]))"),
-                        "read",
-                    ),
-                    target(
-                        on_host("sum by (instance) (rate(node_disk_written_bytes_total[$__rate_interval]))"),
-                        "written",
-                    ),
-                ],
-                size=Size(8),
+                {
+                    summed_rate("node_disk_read_bytes_total"): "read",
+                    summed_rate("node_disk_written_bytes_total"): "written",
+                },
             ),
-            timeseries_panel(
+            host_panel(
                 "Network throughput",
                 BYTES_PER_SECOND,
-                [
-                    target(
-                        on_host(
-                            'sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}'
-                            "[$__rate_interval]))"
-                        ),
-                        "received",
-                    ),
-                    target(
-                        on_host(
-                            'sum by (instance) (rate(node_network_transmit_bytes_total{device!="lo"}'
-                            "[$__rate_interval]))"
-                        ),
-                        "sent",
-                    ),
-                ],
-                size=Size(8),
+                {
+                    summed_rate('node_network_receive_bytes_total{device!="lo"}'): "received",
+                    summed_rate('node_network_transmit_bytes_total{device!="lo"}'): "sent",
+                },
             ),
         ],
     )

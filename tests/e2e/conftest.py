@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.control_plane import ControlPlane, start_control_plane
 from tests.e2e.docker import Docker, base_image, build_image, start_daemon
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 
 IMAGE = "kube-gpu-metrics:e2e"
 

@@ -25,7 +25,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 from tests.support import IN_CI, require_program
 
 # A private address on the namespace's dummy interface; nothing outside the namespace sees it.

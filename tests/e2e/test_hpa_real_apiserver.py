@@ -29,7 +29,7 @@ import yaml
 
 from tests.e2e.control_plane import ADDRESS, ControlPlane, Process
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 from tests.support import require_program
 
 # With a cold cache the session fixture builds kube-apiserver and kube-controller-manager first.

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.docker import Docker
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 from tests.support import free_port, http_ok, wait_until
 
 # A cold cache bootstraps the base image and downloads every wheel first.

@@ -27,7 +27,6 @@ Each configuration is scraped twice, each time together with
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import secrets
@@ -51,6 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.pods.cgroups import ContainerCgroup, parse_proc_cgroup
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
+from tests.gpu.harness import smi, smi_apps, start_load, stop_load
 
 MIB = 1024**2
 WORKER_SECONDS = 150.0
@@ -85,56 +85,6 @@ class Placed:
     pid: int
     cgroup_path: str
     expected: ContainerCgroup
-
-
-# -- load ----------------------------------------------------------------------------------------
-
-
-def worker(kind: str, seconds: float, gib: int) -> None:
-    """Runs in a child process: hold ``gib`` GiB, and with ``matmul`` keep the SMs busy too."""
-    torch = importlib.import_module("torch")  # only the child processes need PyTorch
-
-    deadline = time.monotonic() + seconds
-    held = torch.ones(gib * 1024**3, dtype=torch.uint8, device="cuda")
-    torch.cuda.synchronize()
-    if kind == "matmul":
-        a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-        b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-        torch.cuda.synchronize()
-        print("ready", flush=True)
-        while time.monotonic() < deadline:
-            for _ in range(20):
-                a @ b
-            torch.cuda.synchronize()
-    else:
-        print("ready", flush=True)
-        time.sleep(max(0.0, deadline - time.monotonic()))
-    del held
-
-
-def start_load(roles: Sequence[Role], seconds: float) -> list[subprocess.Popen[str]]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--worker", r.kind, "--gib", str(r.gib), "--seconds", str(seconds)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for r in roles
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            stop_all(procs)
-            raise RuntimeError(f"load process {proc.pid} did not start: {line!r}")
-    return procs
-
-
-def stop_all(procs: Sequence[subprocess.Popen[str]]) -> None:
-    for proc in procs:
-        proc.kill()
-    for proc in procs:
-        proc.wait()
 
 
 # -- placing processes in pod cgroups ------------------------------------------------------------
@@ -261,16 +211,6 @@ def choose_placement(first: Placed) -> tuple[Placement, dict[str, Any]]:
 
 
 # -- nvidia-smi and the exporter -----------------------------------------------------------------
-
-
-def smi(*args: str) -> list[list[str]]:
-    out = subprocess.run(["nvidia-smi", *args], check=True, capture_output=True, text=True, timeout=30).stdout
-    return [[c.strip() for c in line.split(",")] for line in out.strip().splitlines() if line.strip()]
-
-
-def smi_apps(index: str) -> dict[int, float]:
-    rows = smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits", "-i", index)
-    return {int(pid): float(used) for pid, used in rows}
 
 
 def free_port() -> int:
@@ -459,7 +399,7 @@ def run(out: Path, roles: Sequence[Role] = DEFAULT_ROLES, seconds: float = WORKE
     socket_dir = tempfile.mkdtemp(prefix="kgm-")  # unix socket paths are limited to about 100 bytes
     socket_path = str(Path(socket_dir) / "kubelet.sock")
     log_path = out / "exporter.log"
-    procs = start_load(roles, seconds)
+    procs = start_load([(r.kind, r.gib) for r in roles], seconds)
     placement: Placement | None = None
     kubelet: FakeKubelet | None = None
     observations: list[Observation] = []
@@ -517,7 +457,7 @@ def run(out: Path, roles: Sequence[Role] = DEFAULT_ROLES, seconds: float = WORKE
     finally:
         if kubelet is not None:
             kubelet.stop()
-        stop_all(procs)
+        stop_load(procs)
         if placement is not None:
             placement.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
@@ -567,12 +507,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path())
     parser.add_argument("--seconds", type=float, default=WORKER_SECONDS, help="lifetime of each load process")
-    parser.add_argument("--worker", choices=("matmul", "hold"), help=argparse.SUPPRESS)
-    parser.add_argument("--gib", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker(args.worker, args.seconds, args.gib)
-        return
     result = run(args.out, seconds=args.seconds)
     print_tables(result)
     sys.exit(1 if result["failures"] else 0)

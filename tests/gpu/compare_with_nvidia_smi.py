@@ -12,7 +12,6 @@ Starts a bf16 matmul loop and two processes that only hold memory, then reads ou
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -27,6 +26,7 @@ from typing import Any
 
 from exporter.gpu.model import Field, GpuDevice, GpuReading
 from exporter.gpu.nvml import NvmlGpuSource
+from tests.gpu.harness import smi, smi_apps, start_load, stop_load
 
 MIB = 1024**2
 GPU_QUERY = "utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
@@ -34,55 +34,7 @@ WORKER_SECONDS = 75.0
 HOLDERS_GIB = (2, 5)
 
 
-# -- load ----------------------------------------------------------------------------------------
-
-
-def worker(kind: str, seconds: float, gib: int) -> None:
-    """Runs in a child process: a matmul loop, or a process that holds ``gib`` GiB and sleeps."""
-    torch = importlib.import_module("torch")  # only the child processes need PyTorch
-
-    deadline = time.monotonic() + seconds
-    if kind == "matmul":
-        a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-        b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-        torch.cuda.synchronize()
-        print("ready", flush=True)
-        while time.monotonic() < deadline:
-            for _ in range(20):
-                a @ b
-            torch.cuda.synchronize()
-    else:
-        held = torch.ones(gib * 1024**3, dtype=torch.uint8, device="cuda")
-        torch.cuda.synchronize()
-        print("ready", flush=True)
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        del held
-
-
-def start_load() -> list[subprocess.Popen[str]]:
-    commands = [["--worker", "matmul"]] + [["--worker", "hold", "--gib", str(g)] for g in HOLDERS_GIB]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, *args, "--seconds", str(WORKER_SECONDS)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for args in commands
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            raise RuntimeError(f"load process {proc.pid} did not start: {line!r}")
-    return procs
-
-
 # -- nvidia-smi ----------------------------------------------------------------------------------
-
-
-def smi(*args: str) -> list[list[str]]:
-    out = subprocess.run(["nvidia-smi", *args], check=True, capture_output=True, text=True, timeout=30).stdout
-    return [[c.strip() for c in line.split(",")] for line in out.strip().splitlines() if line.strip()]
 
 
 def smi_gpu(index: str) -> dict[str, float]:
@@ -90,11 +42,6 @@ def smi_gpu(index: str) -> dict[str, float]:
     return dict(
         zip(("util_pct", "mem_used_mib", "mem_total_mib", "temp_c", "power_w"), map(float, row), strict=True)
     )
-
-
-def smi_apps(index: str) -> dict[int, float]:
-    rows = smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits", "-i", index)
-    return {int(pid): float(used) for pid, used in rows}
 
 
 def ours_row(reading: GpuReading) -> dict[str, float]:
@@ -261,20 +208,14 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.5)
     parser.add_argument("--repeat", type=int, default=500)
     parser.add_argument("--exporter", action="store_true")
-    parser.add_argument("--worker", choices=("matmul", "hold"))
-    parser.add_argument("--seconds", type=float, default=WORKER_SECONDS)
-    parser.add_argument("--gib", type=int, default=1)
     args = parser.parse_args()
-    if args.worker:
-        worker(args.worker, args.seconds, args.gib)
-        return
 
     args.out.mkdir(parents=True, exist_ok=True)
     source = NvmlGpuSource.open()
     device = next(d for d in source.devices() if not d.is_mig_instance)
     result: dict[str, Any] = {"device": device.__dict__, "idle": {}}
     result["idle"] = {"ours": ours_row(source.read(device)), "smi": smi_gpu(device.index)}
-    load = start_load()
+    load = start_load([("matmul", 0), *(("hold", gib) for gib in HOLDERS_GIB)], WORKER_SECONDS)
     try:
         time.sleep(3.0)  # let utilisation's sample window fill with the matmul loop
         rows = []
@@ -299,9 +240,7 @@ def main() -> None:
         if args.exporter:
             result["exporter"] = scrape_exporter(args.out, device.index)
     finally:
-        for proc in load:
-            proc.kill()
-            proc.wait()
+        stop_load(load)
         source.close()
 
     (args.out / "compare.json").write_text(json.dumps(result, indent=2, default=str))

@@ -11,22 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.gpu.check_attribution import Role, run
+from tests.gpu.harness import nvml_works
 
 pytestmark = pytest.mark.gpu
 
 
-def _nvml_works() -> bool:
-    try:
-        import pynvml  # noqa: PLC0415 - optional dependency, probed at collection
-
-        pynvml.nvmlInit()
-        pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - any failure means "no usable GPU here"
-        return False
-    return True
-
-
-if not _nvml_works():
+if not nvml_works():
     pytest.skip("NVML does not initialise here (no NVIDIA driver or GPU)", allow_module_level=True)
 
 

@@ -19,24 +19,14 @@ from exporter.collectors.gpu import GpuCollector
 from exporter.gpu.model import Field, FieldFailure, GpuDevice
 from exporter.gpu.nvml import NvmlGpuSource
 from exporter.gpu.throttle import THROTTLE_REASON_BITS
+from tests.gpu.harness import nvml_works
 
 pytestmark = pytest.mark.gpu
 
 GIB = 1024**3
 
 
-def _nvml_works() -> bool:
-    try:
-        import pynvml  # noqa: PLC0415 - optional dependency, probed at collection
-
-        pynvml.nvmlInit()
-        pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - any failure means "no usable GPU here"
-        return False
-    return True
-
-
-if not _nvml_works():
+if not nvml_works():
     pytest.skip("NVML does not initialise here (no NVIDIA driver or GPU)", allow_module_level=True)
 
 

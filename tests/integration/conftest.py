@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
+from tests.integration.processes import spawn
 from tests.support import RunningProcess, free_port
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class RunningExporter(RunningProcess):
@@ -31,27 +27,31 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., RunningExporter]]:
     def start(*flags: str, wait_ready: bool = True, env: dict[str, str] | None = None) -> RunningExporter:
         port = free_port()
         log_path = tmp_path / f"exporter-{port}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}", *flags],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log_path.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
+        process = spawn("exporter", ["--listen", f"127.0.0.1:{port}", *flags], log_path, env=env)
         running = RunningExporter(process, port, log_path)
         started.append(running)
         if wait_ready:
-            running.wait_ready("/readyz")
+            running.wait_answers("/readyz")
         return running
 
     yield start
     for running in started:
-        running.stop()
+        running.kill()
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A directory for unix sockets, removed afterwards.
+
+    A unix socket path must stay under ~100 bytes, which pytest's tmp_path may not.
+    """
+    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture
 def start_simulated_node(
-    start_exporter: Callable[..., RunningExporter],
+    start_exporter: Callable[..., RunningExporter], socket_dir: Path
 ) -> Iterator[Callable[..., RunningExporter]]:
     """Start an exporter on simulated GPUs whose pods come from a fake kubelet of its own.
 
@@ -59,39 +59,37 @@ def start_simulated_node(
     or ``None`` for a GPU no pod holds; extra flags go to the exporter.
     """
     kubelets: list[FakeKubelet] = []
-    # A unix socket path must stay under ~100 bytes, which pytest's tmp_path may not.
-    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
 
-        def start(
-            node: str,
-            seed: int,
-            loads: Sequence[float],
-            holders: Sequence[tuple[str, str, str] | None],
-            *flags: str,
-        ) -> RunningExporter:
-            allocations = [
-                Allocation(*holder, "nvidia.com/gpu", [str(index)])
-                for index, holder in enumerate(holders)
-                if holder
-            ]
-            kubelet = FakeKubelet(
-                str(Path(directory) / f"{node}.sock"),
-                KubeletState(allocations, {"nvidia.com/gpu": [str(i) for i in range(len(holders))]}),
-            )
-            kubelet.start()
-            kubelets.append(kubelet)
-            profiles = [flag for load in loads for flag in ("--simulated-profile", f"constant:{load}")]
-            return start_exporter(
-                "--gpu-source=simulated",
-                f"--simulated-gpus={len(loads)}",
-                *profiles,
-                f"--simulated-seed={seed}",
-                f"--node-name={node}",
-                f"--pod-resources-socket={kubelet.socket_path}",
-                "--host-metrics=false",
-                *flags,
-            )
+    def start(
+        node: str,
+        seed: int,
+        loads: Sequence[float],
+        holders: Sequence[tuple[str, str, str] | None],
+        *flags: str,
+    ) -> RunningExporter:
+        allocations = [
+            Allocation(*holder, "nvidia.com/gpu", [str(index)])
+            for index, holder in enumerate(holders)
+            if holder
+        ]
+        kubelet = FakeKubelet(
+            str(socket_dir / f"{node}.sock"),
+            KubeletState(allocations, {"nvidia.com/gpu": [str(i) for i in range(len(holders))]}),
+        )
+        kubelet.start()
+        kubelets.append(kubelet)
+        profiles = [flag for load in loads for flag in ("--simulated-profile", f"constant:{load}")]
+        return start_exporter(
+            "--gpu-source=simulated",
+            f"--simulated-gpus={len(loads)}",
+            *profiles,
+            f"--simulated-seed={seed}",
+            f"--node-name={node}",
+            f"--pod-resources-socket={kubelet.socket_path}",
+            "--host-metrics=false",
+            *flags,
+        )
 
-        yield start
-        for kubelet in kubelets:
-            kubelet.stop()
+    yield start
+    for kubelet in kubelets:
+        kubelet.stop()

@@ -126,7 +126,7 @@ def running_prometheus(
         )
     running = RunningPrometheus(process, port, log_path)
     try:
-        running.wait_ready("/-/ready")
+        running.wait_answers("/-/ready")
         yield running
     finally:
-        running.stop()
+        running.kill()

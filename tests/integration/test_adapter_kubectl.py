@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 import yaml
 
 from tests.fakes.fake_kube_api import FakeKubeApi, allow, serve_in_thread, write_kubeconfig
-from tests.support import free_port, require_program, wait_until
+from tests.integration.processes import spawn, start
+from tests.pki import Pki
+from tests.support import RunningProcess, require_program, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 GROUP = "/apis/custom.metrics.k8s.io"
 DISCOVERY_PATHS = (
     "/apis",
@@ -48,12 +45,10 @@ DISCOVERY_PATHS = (
 class Adapter:
     """A running adapter process, the kubeconfig kubectl uses for it, and TLS material for raw clients."""
 
-    process: subprocess.Popen[str]
-    url: str
+    server: RunningProcess
     kubeconfig: Path
     server_ca: Path
-    client_cert: Path
-    log_path: Path
+    client_cert: Path | None = None
     kube: FakeKubeApi | None = None
 
     def kubectl(self, path: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -65,7 +60,7 @@ class Adapter:
             check=False,
         )
         if check:
-            assert result.returncode == 0, f"kubectl get --raw {path}: {result.stderr}\n{self.log()}"
+            assert result.returncode == 0, f"kubectl get --raw {path}: {result.stderr}\n{self.server.log()}"
         return result
 
     def get_json(self, path: str) -> Any:
@@ -83,15 +78,12 @@ class Adapter:
         context = ssl.create_default_context(cafile=str(self.server_ca))
         if cert is not None:
             context.load_cert_chain(str(cert))
-        request = urllib.request.Request(self.url + path, method=method, headers=headers or {})
+        request = urllib.request.Request(self.server.url + path, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:
                 return int(response.status), json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
-
-    def log(self) -> str:
-        return self.log_path.read_text()
 
 
 def _kubeconfig(path: Path, url: str, server_ca: Path, user: dict[str, str]) -> Path:
@@ -109,106 +101,27 @@ def _kubeconfig(path: Path, url: str, server_ca: Path, user: dict[str, str]) -> 
     return path
 
 
-def _start(module: str, flags: list[str], log_path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *flags],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("w"),
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def _stop(process: subprocess.Popen[str]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return int(process.returncode)
-
-
-def _wait_healthy(process: subprocess.Popen[str], url: str, server_ca: Path, log_path: Path) -> None:
-    context = ssl.create_default_context(cafile=str(server_ca))
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"adapter exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", context=context, timeout=2) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    wait_until(healthy, timeout=30)
-
-
 @contextlib.contextmanager
-def _serving(
-    module: str, flags: list[str], pki: Pki, server_ca: Path, log_path: Path
-) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+def _serving(module: str, flags: list[str], pki: Pki, log_path: Path) -> Iterator[RunningProcess]:
     """``python -m <module>`` serving TLS from ``pki`` on a free port, healthy on entry and required to
-    exit 0 on SIGTERM at the end; yields the process, its URL and its serving certificate."""
-    cert, key = pki.serving_pair()
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    process = _start(
+    exit 0 on SIGTERM at the end."""
+    server = start(
         module,
-        [
-            "--listen", f"127.0.0.1:{port}",
-            "--tls-cert-file", str(cert),
-            "--tls-private-key-file", str(key),
-            "--log-format", "logfmt",
-            *flags,
-        ],
+        [*pki.serving_flags(), "--log-format", "logfmt", *flags],
         log_path,
-    )  # fmt: skip
+        scheme="https",
+        tls=pki.client_context(),
+    )
     try:
-        _wait_healthy(process, url, server_ca, log_path)
-        yield process, url, cert
+        server.wait_answers("/healthz")
+        yield server
     finally:
-        assert _stop(process) == 0, log_path.read_text()
-
-
-@dataclass
-class Pki:
-    directory: Path
-    server_ca: trustme.CA
-    client_ca: trustme.CA
-    proxy_ca: trustme.CA
-
-    def write_ca(self, ca: trustme.CA, name: str) -> Path:
-        path = self.directory / f"{name}.pem"
-        ca.cert_pem.write_to_path(str(path))
-        return path
-
-    def serving_pair(self) -> tuple[Path, Path]:
-        return self._write_pair(self.server_ca.issue_cert("127.0.0.1", "localhost"), "adapter")
-
-    def client(self, ca: trustme.CA, common_name: str, organization: str | None = None) -> tuple[Path, Path]:
-        leaf = ca.issue_cert(
-            f"{common_name}.example", common_name=common_name, organization_name=organization
-        )
-        return self._write_pair(leaf, common_name)
-
-    def _write_pair(self, leaf: trustme.LeafCert, name: str) -> tuple[Path, Path]:
-        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
-        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        leaf.private_key_pem.write_to_path(str(key))
-        return cert, key
-
-    def combined(self, cert: Path, key: Path) -> Path:
-        path = cert.with_suffix(".both.pem")
-        path.write_bytes(key.read_bytes() + cert.read_bytes())
-        return path
+        assert server.stop() == 0, server.log()
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path, trustme.CA(), trustme.CA(), trustme.CA())
+    return Pki.create(tmp_path)
 
 
 @pytest.fixture
@@ -220,32 +133,28 @@ def adapter(pki: Pki, tmp_path: Path) -> Iterator[Adapter]:
         rules=[allow("hpa-controller", resource="*"), allow("hpa-controller", verb="list", resource="*")]
         + [allow("hpa-controller", path=path) for path in DISCOVERY_PATHS]
     )
-    kube_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    pki.server_ca.issue_cert("127.0.0.1").configure_cert(kube_context)
-    with serve_in_thread(kube, kube_context) as kube_url:
-        server_ca = pki.write_ca(pki.server_ca, "server-ca")
-        log_path = tmp_path / "adapter.log"
+    with serve_in_thread(kube, pki.serving_context()) as kube_url:
+        server_ca = pki.ca_file(pki.server_ca, "server-ca")
         with _serving(
             "tests.fakes.adapter_doubles",
             [
-                "--client-ca-file", str(pki.write_ca(pki.client_ca, "client-ca")),
-                "--requestheader-client-ca-file", str(pki.write_ca(pki.proxy_ca, "proxy-ca")),
+                "--client-ca-file", str(pki.client_ca_file()),
+                "--requestheader-client-ca-file", str(pki.ca_file(pki.proxy_ca, "proxy-ca")),
                 "--requestheader-allowed-names", "front-proxy-client",
                 "--kubeconfig", str(write_kubeconfig(tmp_path / "adapter-kubeconfig", kube_url, server_ca)),
             ],
             pki,
-            server_ca,
-            log_path,
-        ) as (process, url, _):  # fmt: skip
-            user_cert, user_key = pki.client(pki.client_ca, "hpa-controller")
+            tmp_path / "adapter.log",
+        ) as server:  # fmt: skip
+            user_cert, user_key = pki.client_pair(pki.client_ca, "hpa-controller")
             kubeconfig = _kubeconfig(
                 tmp_path / "kubeconfig",
-                url,
+                server.url,
                 server_ca,
                 {"client-certificate": str(user_cert), "client-key": str(user_key)},
             )
             yield Adapter(
-                process, url, kubeconfig, server_ca, pki.combined(user_cert, user_key), log_path, kube
+                server, kubeconfig, server_ca, pki.client_file(pki.client_ca, "hpa-controller"), kube
             )
 
 
@@ -376,11 +285,11 @@ def test_auth_errors_over_https(adapter: Adapter, pki: Pki) -> None:
     pod = f"{GROUP}/v1beta1/namespaces/default/pods/web-0/gpu_utilization"
     status, document = adapter.request(pod, headers={"X-Remote-User": "hpa-controller"})
     assert (status, document["reason"]) == (401, "Unauthorized")
-    outsider = pki.combined(*pki.client(pki.client_ca, "outsider"))
+    outsider = pki.client_file(pki.client_ca, "outsider")
     status, document = adapter.request(pod, cert=outsider)
     assert (status, document["reason"]) == (403, "Forbidden")
     assert 'User "outsider" cannot get resource "pods/gpu_utilization"' in document["message"]
-    proxy = pki.combined(*pki.client(pki.proxy_ca, "front-proxy-client"))
+    proxy = pki.client_file(pki.proxy_ca, "front-proxy-client")
     status, _ = adapter.request(pod, cert=proxy, headers={"X-Remote-User": "hpa-controller"})
     assert status == 200
     # Writes are authorized as "create", which nobody is granted here.
@@ -392,7 +301,7 @@ def test_auth_errors_over_https(adapter: Adapter, pki: Pki) -> None:
 
 def test_insecure_local_refuses_other_addresses(tmp_path: Path) -> None:
     log_path = tmp_path / "adapter.log"
-    process = _start(
+    process = spawn(
         "adapter", ["--insecure-local", "--listen", "0.0.0.0:0", "--exporter-url", "http://x:1"], log_path
     )
     assert process.wait(timeout=30) == 2
@@ -401,7 +310,7 @@ def test_insecure_local_refuses_other_addresses(tmp_path: Path) -> None:
 
 def test_prometheus_backend_without_a_url_is_a_clear_start_error(tmp_path: Path) -> None:
     log_path = tmp_path / "adapter.log"
-    process = _start("adapter", ["--insecure-local", "--backend", "prometheus"], log_path)
+    process = spawn("adapter", ["--insecure-local", "--backend", "prometheus"], log_path)
     assert process.wait(timeout=30) == 2
     assert "--backend prometheus needs --prometheus-url" in log_path.read_text()
 
@@ -412,7 +321,7 @@ def test_bad_rules_file_is_a_start_error_quoting_the_rule(tmp_path: Path) -> Non
         "metrics:\n  - name: gpu_hot\n    resources: [pods]\n    query: 'max(gpu_temperature_celsius)'\n"
     )
     log_path = tmp_path / "adapter.log"
-    process = _start(
+    process = spawn(
         "adapter",
         [
             "--insecure-local",
@@ -438,18 +347,11 @@ def test_insecure_local_against_a_real_exporter(
         "--gpu-source", "simulated", "--simulated-profile", "constant:0.6", "--node-name", "gpu-node-1",
         "--host-metrics", "false",
     )  # fmt: skip
-    server_ca = pki.write_ca(pki.server_ca, "server-ca")
+    server_ca = pki.ca_file(pki.server_ca, "server-ca")
     log_path = tmp_path / "adapter.log"
-    with _serving(
-        "adapter", ["--insecure-local", "--exporter-url", exporter.url], pki, server_ca, log_path
-    ) as (process, url, cert):
+    with _serving("adapter", ["--insecure-local", "--exporter-url", exporter.url], pki, log_path) as server:
         adapter = Adapter(
-            process,
-            url,
-            _kubeconfig(tmp_path / "kc", url, server_ca, {"token": "unused"}),
-            server_ca,
-            cert,
-            log_path,
+            server, _kubeconfig(tmp_path / "kc", server.url, server_ca, {"token": "unused"}), server_ca
         )
 
         def has_value() -> bool:

@@ -25,7 +25,8 @@ from grafana import preview
 from grafana.dashboards import DASHBOARDS
 from grafana.panels import PanelData, TimeRange, run_dashboard
 from grafana.prometheus_api import PrometheusApi
-from tests.integration.conftest import REPO, RunningExporter
+from tests.integration.conftest import RunningExporter
+from tests.integration.processes import REPO
 from tests.integration.prometheus import RunningPrometheus, running_prometheus
 from tests.unit.test_dashboards import metric_names
 

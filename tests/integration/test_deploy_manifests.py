@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 from tests.support import require_program
 
 

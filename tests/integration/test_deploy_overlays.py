@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO
+from tests.integration.processes import REPO
 from tests.support import IN_CI, require_program
 
 DEPLOY = REPO / "deploy"

@@ -15,7 +15,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import REPO, RunningExporter
+from tests.integration.conftest import RunningExporter
+from tests.integration.processes import REPO
 from tests.support import free_port, require_program
 
 SIMULATED = ("--gpu-source", "simulated", "--simulated-gpus", "2", "--simulated-profile", "constant:0.5")

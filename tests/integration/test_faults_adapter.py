@@ -21,7 +21,8 @@ import pytest
 
 from tests.fakes.fake_apiserver import FakeApiServer
 from tests.fakes.stub_prometheus import StubPrometheus
-from tests.integration.processes import REPO, AdapterPki, Server, ThreadedApp, start
+from tests.integration.processes import REPO, Server, ThreadedApp, start
+from tests.pki import Pki
 from tests.support import wait_until
 
 V1 = "/apis/custom.metrics.k8s.io/v1beta1"
@@ -31,8 +32,8 @@ PROMETHEUS_TIMEOUT = 1.0
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> AdapterPki:
-    return AdapterPki.create(tmp_path)
+def pki(tmp_path: Path) -> Pki:
+    return Pki.create(tmp_path)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def prometheus() -> Iterator[tuple[StubPrometheus, ThreadedApp]]:
     served.close()
 
 
-def start_adapter(pki: AdapterPki, tmp_path: Path, *flags: str, port: int | None = None) -> Server:
+def start_adapter(pki: Pki, tmp_path: Path, *flags: str, port: int | None = None) -> Server:
     return start(
         "adapter",
         ["--insecure-local", *pki.serving_flags(), "--log-format", "logfmt", *flags],
@@ -66,7 +67,7 @@ def status_of(server: Server, path: str, *, within: float) -> tuple[int, dict[st
 
 
 def test_prometheus_slow_failing_garbage_and_gone_then_back(
-    pki: AdapterPki, tmp_path: Path, prometheus: tuple[StubPrometheus, ThreadedApp]
+    pki: Pki, tmp_path: Path, prometheus: tuple[StubPrometheus, ThreadedApp]
 ) -> None:
     stub, served = prometheus
     adapter = start_adapter(
@@ -99,7 +100,7 @@ def test_prometheus_slow_failing_garbage_and_gone_then_back(
 
 
 def test_sigterm_completes_the_request_in_flight_and_the_port_is_reusable_at_once(
-    pki: AdapterPki, tmp_path: Path, prometheus: tuple[StubPrometheus, ThreadedApp]
+    pki: Pki, tmp_path: Path, prometheus: tuple[StubPrometheus, ThreadedApp]
 ) -> None:
     stub, served = prometheus
     flags = ["--backend", "prometheus", "--prometheus-url", served.url, "--prometheus-timeout", "5"]
@@ -141,9 +142,7 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
-def test_kubernetes_api_down_at_start_watches_dropped_and_gone_mid_run(
-    pki: AdapterPki, tmp_path: Path
-) -> None:
+def test_kubernetes_api_down_at_start_watches_dropped_and_gone_mid_run(pki: Pki, tmp_path: Path) -> None:
     exporter = start(
         "exporter",
         ["--gpu-source", "simulated", "--simulated-gpus", "1", "--simulated-profile", "constant:0.5",

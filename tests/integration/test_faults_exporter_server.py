@@ -8,7 +8,6 @@ the same port straight away. The kubelet is a fake one that answers slowly, to h
 from __future__ import annotations
 
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -74,39 +73,40 @@ def test_connections_beyond_the_limit_are_answered_503_at_once(small_server: int
         assert again.recv(1024).startswith(b"HTTP/1.0 200")
 
 
-def test_sigterm_completes_the_scrape_in_flight_and_the_port_is_reusable_at_once(tmp_path: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
-        kubelet = FakeKubelet(
-            str(Path(directory) / "kubelet.sock"),
-            KubeletState(
-                [Allocation("ml", "train", "main", "nvidia.com/gpu", ["0"])],
-                {"nvidia.com/gpu": ["0"]},
-            ),
-        )
-        kubelet.start()
-        flags = [
-            "--gpu-source", "simulated", "--simulated-gpus", "1", "--host-metrics", "false",
-            "--pod-resources-socket", kubelet.socket_path, "--pod-resources-cache-ttl", "0.01",
-        ]  # fmt: skip
-        try:
-            exporter = start("exporter", flags, tmp_path / "exporter.log")
-            exporter.wait_answers("/readyz")
-            kubelet.state.delay_seconds = 1.0
-            answers: list[tuple[int, bytes]] = []
-            scrape = threading.Thread(target=lambda: answers.append(exporter.get("/metrics")))
-            scrape.start()
-            time.sleep(0.3)
-            assert exporter.stop() == 0, exporter.log()
-            scrape.join(10)
-            status, body = answers[0]
-            assert status == 200
-            assert b'gpu_allocation_info{container="main"' in body
-            assert b"kgm_build_info" in body  # the whole exposition, not a cut one
-            assert "shutting down" in exporter.log()
+def test_sigterm_completes_the_scrape_in_flight_and_the_port_is_reusable_at_once(
+    socket_dir: Path, tmp_path: Path
+) -> None:
+    kubelet = FakeKubelet(
+        str(socket_dir / "kubelet.sock"),
+        KubeletState(
+            [Allocation("ml", "train", "main", "nvidia.com/gpu", ["0"])],
+            {"nvidia.com/gpu": ["0"]},
+        ),
+    )
+    kubelet.start()
+    flags = [
+        "--gpu-source", "simulated", "--simulated-gpus", "1", "--host-metrics", "false",
+        "--pod-resources-socket", kubelet.socket_path, "--pod-resources-cache-ttl", "0.01",
+    ]  # fmt: skip
+    try:
+        exporter = start("exporter", flags, tmp_path / "exporter.log")
+        exporter.wait_answers("/readyz")
+        kubelet.state.delay_seconds = 1.0
+        answers: list[tuple[int, bytes]] = []
+        scrape = threading.Thread(target=lambda: answers.append(exporter.get("/metrics")))
+        scrape.start()
+        time.sleep(0.3)
+        assert exporter.stop() == 0, exporter.log()
+        scrape.join(10)
+        status, body = answers[0]
+        assert status == 200
+        assert b'gpu_allocation_info{container="main"' in body
+        assert b"kgm_build_info" in body  # the whole exposition, not a cut one
+        assert "shutting down" in exporter.log()
 
-            kubelet.state.delay_seconds = 0.0
-            again = start("exporter", flags, tmp_path / "exporter-again.log", port=exporter.port)
-            again.wait_answers("/readyz", timeout=10)
-            assert again.stop() == 0
-        finally:
-            kubelet.stop()
+        kubelet.state.delay_seconds = 0.0
+        again = start("exporter", flags, tmp_path / "exporter-again.log", port=exporter.port)
+        again.wait_answers("/readyz", timeout=10)
+        assert again.stop() == 0
+    finally:
+        kubelet.stop()

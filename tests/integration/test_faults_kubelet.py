@@ -7,25 +7,14 @@ The client-level behaviour (deadlines, backoff doubling, one shared call) is cov
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
 from tests.integration.processes import Server, metrics, start, value
 from tests.support import wait_until
 
 SCRAPE_BUDGET_SECONDS = 1.5
-
-
-@pytest.fixture
-def socket_path() -> Iterator[str]:
-    # A unix socket path must stay under ~100 bytes, which pytest's tmp_path may not.
-    with tempfile.TemporaryDirectory(prefix="kgm-") as directory:
-        yield str(Path(directory) / "kubelet.sock")
 
 
 def pods_up(exporter: Server) -> float | None:
@@ -41,7 +30,8 @@ def holder(exporter: Server) -> str | None:
     return holders[0] if holders else None
 
 
-def test_missing_hung_and_restarting_kubelet(socket_path: str, tmp_path: Path) -> None:
+def test_missing_hung_and_restarting_kubelet(socket_dir: Path, tmp_path: Path) -> None:
+    socket_path = str(socket_dir / "kubelet.sock")
     kubelet = FakeKubelet(
         socket_path,
         KubeletState(

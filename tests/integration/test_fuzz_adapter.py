@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.processes import AdapterPki, Server, start
+from tests.integration.processes import Server, start, survives
+from tests.pki import Pki
 
 GROUP = "/apis/custom.metrics.k8s.io"
 ANSWER_WITHIN = 5.0
@@ -42,7 +43,7 @@ WORDS = [
 @dataclass
 class Target:
     server: Server
-    pki: AdapterPki
+    pki: Pki
     admin: ssl.SSLContext
     nobody: ssl.SSLContext
     anonymous: ssl.SSLContext
@@ -51,7 +52,7 @@ class Target:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     directory = tmp_path_factory.mktemp("fuzz-adapter")
-    pki = AdapterPki.create(directory)
+    pki = Pki.create(directory)
     server = start(
         "tests.fakes.adapter_doubles",
         [*pki.serving_flags(), "--client-ca-file", str(pki.client_ca_file()), "--log-format", "logfmt"],
@@ -59,8 +60,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         scheme="https",
         tls=pki.client_context(),
     )
-    try:
-        server.wait_answers("/healthz")
+    with survives(server, up="/healthz"):
         yield Target(
             server,
             pki,
@@ -68,10 +68,6 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             nobody=pki.client_context("nobody"),
             anonymous=pki.client_context(),
         )
-        assert server.answers("/readyz")
-        assert "Traceback" not in server.log(), server.log()
-    finally:
-        assert server.stop() == 0, server.log()
 
 
 class Client:
@@ -315,7 +311,7 @@ def test_tls_older_than_1_2_is_refused(target: Target) -> None:
 
 
 def test_a_certificate_from_another_ca_is_refused_in_the_handshake(target: Target, tmp_path: Path) -> None:
-    stranger = AdapterPki.create(tmp_path)
+    stranger = Pki.create(tmp_path)
     context = ssl.create_default_context()
     target.pki.server_ca.configure_trust(context)
     stranger.client_ca.issue_cert(

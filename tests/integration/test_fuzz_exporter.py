@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.processes import Server, start
+from tests.integration.processes import Server, start, survives
 
 ANSWER_WITHIN = 5.0
 FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
@@ -35,13 +35,8 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
          "--pod-resources-socket", "", "--compat", "dcgm"],
         directory / "exporter.log",
     )  # fmt: skip
-    try:
-        server.wait_answers("/readyz")
+    with survives(server, up="/readyz"):
         yield server
-        assert server.answers("/readyz")
-        assert "Traceback" not in server.log(), server.log()
-    finally:
-        assert server.stop() == 0, server.log()
 
 
 def request(server: Server, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -61,10 +60,8 @@ def state() -> KubeletState:
 
 
 @pytest.fixture
-def socket_path() -> str:
-    # unix socket paths are limited to about 100 bytes; pytest's tmp_path can be longer
-    directory = tempfile.mkdtemp(prefix="kgm-kubelet-")
-    return str(Path(directory) / "kubelet.sock")
+def socket_path(socket_dir: Path) -> str:
+    return str(socket_dir / "kubelet.sock")
 
 
 @pytest.fixture

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import statistics
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,9 +35,10 @@ from adapter.backends.prometheus_api import PrometheusClient, PrometheusOptions
 from adapter.objects.static import StaticResolver
 from adapter.quantity import parse_quantity
 from adapter.rules import builtin
-from tests.integration.conftest import REPO, RunningExporter
+from tests.integration.conftest import RunningExporter
+from tests.integration.processes import REPO, start
 from tests.integration.prometheus import RunningPrometheus, running_prometheus
-from tests.support import free_port, wait_until
+from tests.support import RunningProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -86,53 +84,40 @@ def prometheus(tmp_path: Path, exporters: dict[str, RunningExporter]) -> Iterato
         yield running
 
 
-@dataclass
-class Adapter:
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-
-    def get(self, path: str) -> tuple[int, Any]:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # the adapter's self-signed certificate, on loopback
-        try:
-            with urllib.request.urlopen(f"{self.url}{path}", context=context, timeout=10) as response:
-                return int(response.status), json.load(response)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, None
+def adapter_get(adapter: RunningProcess, path: str) -> tuple[int, Any]:
+    """Status and JSON of ``GET path``; ``(0, None)`` when the adapter does not answer yet."""
+    try:
+        status, body = adapter.get(path, timeout=10)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+    return status, json.loads(body or b"null")
 
 
 @pytest.fixture
-def start_adapter(tmp_path: Path) -> Iterator[Callable[..., Adapter]]:
-    started: list[Adapter] = []
+def start_adapter(tmp_path: Path) -> Iterator[Callable[..., RunningProcess]]:
+    # The adapter's self-signed certificate, on loopback.
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    started: list[RunningProcess] = []
 
-    def start(module: str, *flags: str) -> Adapter:
+    def start_one(module: str, *flags: str) -> RunningProcess:
         port = free_port()
-        log_path = tmp_path / f"adapter-{port}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", module, "--insecure-local", f"--listen=127.0.0.1:{port}", *flags],
-                cwd=REPO,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "KGM_LOG_FORMAT": "logfmt"},
-            )
-        adapter = Adapter(process, f"https://127.0.0.1:{port}", log_path)
+        adapter = start(
+            module,
+            ["--insecure-local", *flags],
+            tmp_path / f"adapter-{port}.log",
+            port=port,
+            env={"KGM_LOG_FORMAT": "logfmt"},
+            scheme="https",
+            tls=unverified,
+        )
         started.append(adapter)
         return adapter
 
-    yield start
+    yield start_one
     for adapter in started:
-        if adapter.process.poll() is None:
-            adapter.process.terminate()
-            try:
-                adapter.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                adapter.process.kill()
-                adapter.process.wait(timeout=10)
+        adapter.stop(timeout=10)
 
 
 def own_readings(exporters: dict[str, RunningExporter], scrapes: int = 10) -> list[Reading]:
@@ -174,14 +159,14 @@ def values(document: Any) -> dict[str, float]:
     }
 
 
-def wait_for_items(adapter: Adapter, path: str, count: int) -> dict[str, float]:
+def wait_for_items(adapter: RunningProcess, path: str, count: int) -> dict[str, float]:
     found: dict[str, float] = {}
 
     def answered() -> bool:
         nonlocal found
         if adapter.process.poll() is not None:
-            pytest.fail(f"adapter exited with {adapter.process.returncode}:\n{adapter.log_path.read_text()}")
-        status, document = adapter.get(path)
+            pytest.fail(f"adapter exited with {adapter.process.returncode}:\n{adapter.log()}")
+        status, document = adapter_get(adapter, path)
         found = values(document) if status == 200 else {}
         return len(found) >= count
 
@@ -238,7 +223,7 @@ CUSTOM_READS = {
 def test_prometheus_backend_end_to_end(
     exporters: dict[str, RunningExporter],
     prometheus: RunningPrometheus,
-    start_adapter: Callable[..., Adapter],
+    start_adapter: Callable[..., RunningProcess],
 ) -> None:
     via_prometheus = start_adapter(
         "tests.fakes.prometheus_adapter", "--backend=prometheus", f"--prometheus-url={prometheus.url}"
@@ -255,7 +240,7 @@ def test_prometheus_backend_end_to_end(
     for name, adapter in (("prometheus", via_prometheus), ("direct", direct)):
         answers[name] = {}
         for read, path in CUSTOM_READS.items():
-            status, document = adapter.get(path)
+            status, document = adapter_get(adapter, path)
             assert status == 200, (name, path, document)
             answers[name][read] = values(document)
 

@@ -35,37 +35,14 @@ from kgm_common.addresses import ListenAddress
 from tests.fakes import fake_kube_api
 from tests.fakes.adapter_doubles import demo_cluster
 from tests.fakes.fake_kube_api import FakeKubeApi, allow, write_kubeconfig
+from tests.pki import Pki
 
 POD_PATH = "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/*/gpu_utilization"
 
 
-@dataclass
-class Pki:
-    """CAs and certificates on disk: the server's, the front proxy's, users', and an unrelated CA."""
-
-    directory: Path
-    server_ca: trustme.CA
-    proxy_ca: trustme.CA
-    client_ca: trustme.CA
-    other_ca: trustme.CA
-
-    def ca_file(self, ca: trustme.CA, name: str) -> Path:
-        path = self.directory / f"{name}.pem"
-        ca.cert_pem.write_to_path(str(path))
-        return path
-
-    def client_cert(self, ca: trustme.CA, common_name: str, organization: str | None = None) -> Path:
-        leaf = ca.issue_cert(
-            f"{common_name}.example", common_name=common_name, organization_name=organization
-        )
-        path = self.directory / f"client-{common_name}-{id(leaf)}.pem"
-        leaf.private_key_and_cert_chain_pem.write_to_path(str(path))
-        return path
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path, trustme.CA(), trustme.CA(), trustme.CA(), trustme.CA())
+    return Pki.create(tmp_path)
 
 
 @dataclass
@@ -101,16 +78,6 @@ async def serve_tls(app: web.Application, context: ssl.SSLContext) -> tuple[web.
     return runner, f"https://127.0.0.1:{port}"
 
 
-def serving_context(ca: trustme.CA, directory: Path, name: str, client_cas: Any = ()) -> ssl.SSLContext:
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    for blob in leaf.cert_chain_pems:
-        with cert.open("ab") as handle:
-            handle.write(blob.bytes())
-    leaf.private_key_pem.write_to_path(str(key))
-    return server_context(CertificatePair(cert, key), client_cas)
-
-
 @pytest.fixture
 async def kube(pki: Pki) -> AsyncIterator[tuple[FakeKubeApi, Path]]:
     api = FakeKubeApi(
@@ -129,10 +96,7 @@ async def kube(pki: Pki) -> AsyncIterator[tuple[FakeKubeApi, Path]]:
             allow("carol", resource="pods"),
         ],
     )
-    context = pki.server_ca.issue_cert("127.0.0.1")
-    kube_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.configure_cert(kube_context)
-    runner, url = await fake_kube_api.start(api, kube_context)
+    runner, url = await fake_kube_api.start(api, pki.serving_context())
     kubeconfig = write_kubeconfig(pki.directory / "kubeconfig", url, pki.ca_file(pki.server_ca, "server-ca"))
     yield api, kubeconfig
     await runner.cleanup()
@@ -143,7 +107,7 @@ def adapter_config(pki: Pki, **overrides: Any) -> AdapterConfig:
         listen=ListenAddress("127.0.0.1", 0),
         requestheader_client_ca_file=pki.ca_file(pki.proxy_ca, "proxy-ca"),
         requestheader_allowed_names=("front-proxy-client",),
-        client_ca_file=pki.ca_file(pki.client_ca, "client-ca"),
+        client_ca_file=pki.client_ca_file(),
     )
     return replace(config, **overrides)
 
@@ -154,7 +118,7 @@ async def start_adapter(pki: Pki, kubeconfig: Path, config: AdapterConfig) -> tu
     backend, resolver = demo_cluster()
     app = build_app(backend, resolver, middlewares=security.middlewares)
     runner, url = await serve_tls(
-        app, serving_context(pki.server_ca, pki.directory, "adapter", security.client_cas)
+        app, server_context(CertificatePair(*pki.serving_pair()), security.client_cas)
     )
     return runner, url, api_client
 
@@ -172,7 +136,7 @@ async def cluster(pki: Pki, kube: tuple[FakeKubeApi, Path]) -> AsyncIterator[Clu
 
 
 async def test_front_proxy_certificate_and_headers_are_the_user(cluster: Cluster) -> None:
-    proxy = cluster.pki.client_cert(cluster.pki.proxy_ca, "front-proxy-client")
+    proxy = cluster.pki.client_file(cluster.pki.proxy_ca, "front-proxy-client")
     headers = {
         "X-Remote-User": "proxied-user",
         "X-Remote-Group": "team-a",
@@ -206,20 +170,20 @@ async def test_remote_user_headers_without_a_proxy_certificate_are_ignored(clust
 
 
 async def test_remote_user_headers_with_a_user_certificate_are_ignored(cluster: Cluster) -> None:
-    user = cluster.pki.client_cert(cluster.pki.client_ca, "mallory")
+    user = cluster.pki.client_file(cluster.pki.client_ca, "mallory")
     status, document = await cluster.get(POD_PATH, cert=user, headers={"X-Remote-User": "proxied-user"})
     assert status == 403
     assert 'User "mallory" cannot get resource "pods/gpu_utilization"' in document["message"]
 
 
 async def test_proxy_certificate_with_a_disallowed_name_is_rejected(cluster: Cluster) -> None:
-    impostor = cluster.pki.client_cert(cluster.pki.proxy_ca, "not-the-proxy")
+    impostor = cluster.pki.client_file(cluster.pki.proxy_ca, "not-the-proxy")
     status, _ = await cluster.get(POD_PATH, cert=impostor, headers={"X-Remote-User": "proxied-user"})
     assert status == 401
 
 
 async def test_certificate_from_an_unknown_ca_fails_the_handshake(cluster: Cluster) -> None:
-    stranger = cluster.pki.client_cert(cluster.pki.other_ca, "front-proxy-client")
+    stranger = cluster.pki.client_file(trustme.CA(), "front-proxy-client")
     with pytest.raises(aiohttp.ClientError):
         await cluster.get(POD_PATH, cert=stranger, headers={"X-Remote-User": "proxied-user"})
 
@@ -238,7 +202,7 @@ async def test_old_tls_versions_are_refused(cluster: Cluster) -> None:
 
 
 async def test_client_certificate_user_is_authorized_by_review(cluster: Cluster) -> None:
-    carol = cluster.pki.client_cert(cluster.pki.client_ca, "carol", "devs")
+    carol = cluster.pki.client_file(cluster.pki.client_ca, "carol", "devs")
     status, _ = await cluster.get(POD_PATH, cert=carol)
     assert status == 200
     [(_, review)] = [r for r in cluster.kube.requests if r[0] == "SubjectAccessReview"]
@@ -247,7 +211,7 @@ async def test_client_certificate_user_is_authorized_by_review(cluster: Cluster)
 
 
 async def test_system_masters_skip_the_review(cluster: Cluster) -> None:
-    admin = cluster.pki.client_cert(cluster.pki.client_ca, "admin", "system:masters")
+    admin = cluster.pki.client_file(cluster.pki.client_ca, "admin", "system:masters")
     status, _ = await cluster.get("/apis", cert=admin)
     assert status == 200
     assert cluster.kube.count("SubjectAccessReview") == 0
@@ -330,7 +294,7 @@ async def test_configmap_supplies_cas_and_header_names(pki: Pki, kube: tuple[Fak
     runner, url, api_client = await start_adapter(pki, kubeconfig, config)
     try:
         cluster = Cluster(api, url, pki)
-        proxy = pki.client_cert(pki.proxy_ca, "aggregator")
+        proxy = pki.client_file(pki.proxy_ca, "aggregator")
         status, _ = await cluster.get(POD_PATH, cert=proxy, headers={"X-Proxy-User": "proxied-user"})
         assert status == 200
         status, _ = await cluster.get(POD_PATH, cert=proxy, headers={"X-Remote-User": "proxied-user"})
