@@ -16,9 +16,8 @@ from exporter.collectors.guard import Collector
 from exporter.collectors.host import HostCollector
 from exporter.config import ExporterConfig
 from exporter.gpu.factory import open_gpu_source
-from exporter.gpu.scenario import ControlFile, ScenarioGpuSource, ScenarioNode
+from exporter.gpu.scenario import ScenarioGpuSource
 from exporter.gpu.source import GpuSource
-from exporter.pods.allocations import AllocationReader
 from exporter.pods.setup import Attribution, AttributionOptions, build_attribution
 from exporter.pods.simulated import ScenarioAllocations
 from exporter.registry import Telemetry, build_registry
@@ -44,27 +43,12 @@ class Exporter:
 
 def build_exporter(config: ExporterConfig) -> Exporter:
     """Open the sources the config names and wire their collectors into one registry."""
-    source: GpuSource
-    allocations: AllocationReader | None = None
-    if config.scenario is not None:
-        control = config.scenario_control_file
-        node = ScenarioNode(
-            config.scenario,
-            deployment=config.scenario_deployment.pod,
-            gpus=config.simulated_gpus,
-            speed=config.scenario_speed,
-            control=ControlFile(control) if control is not None else None,
-        )
-        scenario_source = ScenarioGpuSource(
-            node,
-            model=config.simulated_model,
-            memory_bytes=config.simulated_memory_bytes,
-            seed=config.simulated_seed,
-        )
-        source = scenario_source
-        allocations = ScenarioAllocations(scenario_source, config.scenario_deployment.namespace)
-    else:
-        source = open_gpu_source(config)
+    source = open_gpu_source(config)
+    allocations = (
+        ScenarioAllocations(source, config.scenario_deployment.namespace)
+        if isinstance(source, ScenarioGpuSource)
+        else None
+    )
     telemetry = Telemetry()
     extra: list[tuple[str, Collector]] = []
     if config.host_metrics:

@@ -6,8 +6,10 @@ import logging
 
 from exporter.config import ExporterConfig
 from exporter.gpu.retrying import RetryingGpuSource
+from exporter.gpu.scenario import ControlFile, ScenarioGpuSource, ScenarioNode
 from exporter.gpu.simulated import SimulatedGpuSource, SimulatedGpuSpec, default_profiles
 from exporter.gpu.source import GpuSource, NoGpuSource
+from kgm_common.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,32 @@ def simulated_source(config: ExporterConfig) -> SimulatedGpuSource:
     return SimulatedGpuSource(specs, seed=config.simulated_seed)
 
 
+def scenario_source(config: ExporterConfig, scenario: Scenario) -> ScenarioGpuSource:
+    """Simulated GPUs whose pods and load follow an HPA-lab scenario."""
+    control = config.scenario_control_file
+    node = ScenarioNode(
+        scenario,
+        deployment=config.scenario_deployment.pod,
+        gpus=config.simulated_gpus,
+        speed=config.scenario_speed,
+        control=ControlFile(control) if control is not None else None,
+    )
+    return ScenarioGpuSource(
+        node,
+        model=config.simulated_model,
+        memory_bytes=config.simulated_memory_bytes,
+        seed=config.simulated_seed,
+    )
+
+
 def open_gpu_source(config: ExporterConfig) -> GpuSource:
     """Open the configured source; ``auto`` falls back to no GPUs, with one clear log line.
 
     A node without NVML at all gets no GPUs (``auto``) or a start error (``nvml``); NVML that is there
     but does not start yet (driver loading) is retried with backoff while the exporter serves.
     """
+    if config.scenario is not None:
+        return scenario_source(config, config.scenario)
     if config.gpu_source == "simulated":
         return simulated_source(config)
     if config.gpu_source == "none":
