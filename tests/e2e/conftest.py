@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.control_plane import ControlPlane, start_control_plane
-from tests.e2e.docker import Docker, base_image, build_image, start_daemon
+from tests.e2e.docker import Docker, base_image, build_image, start_daemon, stop_daemon
 from tests.integration.processes import REPO
 
 IMAGE = "kube-gpu-metrics:e2e"
@@ -16,11 +16,11 @@ IMAGE = "kube-gpu-metrics:e2e"
 @pytest.fixture(scope="session")
 def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     """A Docker daemon that answers; stopped afterwards if the fixture started it."""
-    client, process = start_daemon(tmp_path_factory.mktemp("dockerd"))
+    run_dir = tmp_path_factory.mktemp("dockerd")
+    client, process = start_daemon(run_dir)
     yield client
     if process is not None:
-        process.terminate()
-        process.wait(timeout=60)
+        stop_daemon(process, run_dir)
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,20 @@ def start_daemon(run_dir: Path) -> tuple[Docker, subprocess.Popen[bytes] | None]
     raise AssertionError("unreachable")
 
 
+def stop_daemon(process: subprocess.Popen[bytes], run_dir: Path) -> None:
+    """Stop a daemon ``start_daemon`` started, and undo the mounts it leaves under its exec root.
+
+    dockerd keeps its default network namespace bind-mounted under ``exec/netns`` after it exits;
+    left there, the mount pins the directory and pytest cannot remove its temporary tree.
+    """
+    process.terminate()
+    process.wait(timeout=60)
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    for mount_point in sorted((line.split()[1] for line in mounts), reverse=True):
+        if mount_point.startswith(f"{run_dir}/"):
+            subprocess.run(["umount", "--lazy", mount_point], capture_output=True, timeout=30, check=False)
+
+
 def base_image(docker: Docker) -> str:
     """A minimal Debian with Python, bootstrapped with mmdebstrap (registries are unreachable here).
 
