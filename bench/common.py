@@ -88,6 +88,10 @@ def timed_get(port: int, path: str, headers: Mapping[str, str] | None = None) ->
     return time.perf_counter() - started, len(body)
 
 
+class ExitedEarly(Exception):
+    """A server process ended before it was ready."""
+
+
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll ``predicate`` until true; a ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -131,7 +135,7 @@ def server_process(
 
         def ready() -> bool:
             if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited with {process.returncode} before it was ready")
+                raise ExitedEarly(f"{command[0]} exited with {process.returncode} before it was ready")
             http_get(port, ready_path)
             return True
 

@@ -192,17 +192,20 @@ def device_metric(metric: str, uses: Sequence[DeviceUse], selector: Selector | N
     """``metric`` over one object's devices (those whose labels match ``selector``); ``None`` without data."""
     if selector is not None:
         uses = [use for use in uses if selector.matches(use.labels())]
+    # Lists rather than generators below: this runs once per pod of every answer.
     if metric == METRIC_UTILIZATION:
-        parts = [(use.utilization, use.timestamp) for use in uses if use.utilization is not None]
-        if not parts:
+        values = [value for use in uses if (value := use.utilization) is not None]
+        if not values:
             return None
-        return Value(100.0 * sum(value for value, _ in parts) / len(parts), max(ts for _, ts in parts))
+        newest = max([use.timestamp for use in uses if use.utilization is not None])
+        return Value(100.0 * sum(values) / len(values), newest)
     if metric == METRIC_MEMORY_USED:
-        parts = [(use.memory_used, use.timestamp) for use in uses if use.memory_used is not None]
-        if not parts:
+        values = [value for use in uses if (value := use.memory_used) is not None]
+        if not values:
             return None
+        newest = max([use.timestamp for use in uses if use.memory_used is not None])
         # A mean over the window is fractional; a byte count reads better whole.
-        return Value(float(round(sum(value for value, _ in parts))), max(ts for _, ts in parts))
+        return Value(float(round(sum(values))), newest)
     if metric == METRIC_MEMORY_UTILIZATION:
         used = total = newest = 0.0
         for use in uses:

@@ -72,20 +72,20 @@ class BackendStats:
 
 @dataclass(frozen=True)
 class _TargetView:
-    """One target's pod and device use at ``built_at``, true until ``expires`` (when its oldest sample
-    leaves the window) unless the target is scraped first (``scrapes`` no longer matches)."""
+    """One target's pod and device use at ``built_at``; true later on while the oldest sample it used
+    (taken at ``oldest``) stays in the window and the target is not scraped (``scrapes`` matches)."""
 
     scrapes: int
     built_at: float
-    expires: float
+    oldest: float
     node: str
     # Whether any series was fresh: a node is seen while its exporter has fresh series, GPUs or not.
     seen: bool
     pods: dict[ObjectKey, list[DeviceUse]]
     devices: list[DeviceUse]
 
-    def holds(self, scrapes: int, now: float) -> bool:
-        return self.scrapes == scrapes and self.built_at <= now <= self.expires
+    def holds(self, window: SeriesWindow, scrapes: int, now: float) -> bool:
+        return self.scrapes == scrapes and self.built_at <= now and window.is_fresh(self.oldest, now)
 
 
 @dataclass
@@ -105,11 +105,11 @@ class _TargetState:
     def current_view(self, now: float) -> _TargetView:
         """The target's use at ``now``: the last one worked out while it still holds."""
         view = self.view
-        if view is None or not view.holds(self.scrapes, now):
-            fresh, expires = self.window.fresh_until(now)
+        if view is None or not view.holds(self.window, self.scrapes, now):
+            fresh, oldest = self.window.fresh_and_oldest(now)
             node = self.node
             pods, devices = device_use(fresh, node)
-            view = self.view = _TargetView(self.scrapes, now, expires, node, bool(fresh), pods, devices)
+            view = self.view = _TargetView(self.scrapes, now, oldest, node, bool(fresh), pods, devices)
         return view
 
     @property

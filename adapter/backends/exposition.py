@@ -45,7 +45,9 @@ def _wanted_lines(text: str, names: Collection[str]) -> Iterator[str]:
     families leaves valid exposition; skipping them before the parser runs is what keeps a scrape of
     an exporter with host metrics on cheap.
     """
-    for line in text.splitlines():
+    # Only "\n" ends a line: str.splitlines would also split on "\r" and other separators that may
+    # stand unescaped inside label values.
+    for line in text.split("\n"):
         if line.startswith("#"):
             parts = line.split(None, 3)
             if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2] in names:
@@ -86,7 +88,7 @@ def _plain_value(text: str) -> float | None:
 
 
 def _plain_samples(lines: list[str]) -> tuple[list[Sample], list[str]] | None:
-    """The samples of ``lines`` and its comment lines, or ``None`` if a line needs the full parser."""
+    """The samples in ``lines`` and the comment lines among them; ``None`` if one needs the parser."""
     samples: list[Sample] = []
     comments: list[str] = []
     for line in lines:
@@ -100,7 +102,7 @@ def _plain_samples(lines: list[str]) -> tuple[list[Sample], list[str]] | None:
             return None
         value = _plain_value(match["value"])
         # Label names are few and repeat in every series the window keeps: one copy of each.
-        pairs = [(sys.intern(name), value) for name, value in _PLAIN_LABEL.findall(match["labels"] or "")]
+        pairs = [(sys.intern(name), text) for name, text in _PLAIN_LABEL.findall(match["labels"] or "")]
         labels = dict(pairs)
         # A label given twice is an error for the parser.
         if value is None or len(labels) != len(pairs):

@@ -7,7 +7,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from adapter.backends.exposition import Labels, Sample, label_value
+from adapter.backends.exposition import Labels, Sample
 
 SeriesKey = tuple[str, Labels]
 
@@ -20,10 +20,6 @@ class WindowedSeries:
     labels: Labels
     mean: float
     last_timestamp: float
-
-    def label(self, name: str) -> str:
-        """The value of label ``name``; empty when absent."""
-        return label_value(self.labels, name)
 
 
 class SeriesWindow:
@@ -70,11 +66,14 @@ class SeriesWindow:
 
     def fresh(self, now: float) -> list[WindowedSeries]:
         """Series with at least one sample within the window ending at ``now``, averaged over it."""
-        return self.fresh_until(now)[0]
+        return self.fresh_and_oldest(now)[0]
 
-    def fresh_until(self, now: float) -> tuple[list[WindowedSeries], float]:
-        """``fresh(now)``, and the time its oldest sample leaves the window: until then ``fresh`` answers
-        the same, unless a scrape or a prune changes the samples first."""
+    def fresh_and_oldest(self, now: float) -> tuple[list[WindowedSeries], float]:
+        """``fresh(now)``, and the time of the oldest sample it used (infinity if none).
+
+        While that sample ``is_fresh`` and no scrape or prune changes the samples, ``fresh`` answers
+        the same at any later time.
+        """
         horizon = now - self._window
         result: list[WindowedSeries] = []
         oldest = math.inf
@@ -93,4 +92,8 @@ class SeriesWindow:
                 mean = sum(values) / len(values)
             oldest = min(oldest, earliest)
             result.append(WindowedSeries(name, labels, mean, points[-2]))
-        return result, oldest + self._window
+        return result, oldest
+
+    def is_fresh(self, timestamp: float, now: float) -> bool:
+        """Whether a sample taken at ``timestamp`` is within the window ending at ``now``."""
+        return timestamp >= now - self._window
