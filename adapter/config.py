@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kgm_common.addresses import ListenAddress, parse_listen_address
-from kgm_common.flags import EnvTwinParser, env_name, parse_bool
+from kgm_common.flags import EnvTwinParser, env_name, parse_bool, positive_float
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
 
 DEFAULT_PORT = 6443
@@ -48,13 +48,6 @@ def _service(text: str) -> tuple[str, str]:
     if not sep or not namespace or not name or "/" in name:
         raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {text!r}")
     return namespace, name
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
 
 
 def _positive_whole_seconds(text: str) -> int:
@@ -101,7 +94,7 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--direct-scrape-interval",
         help="seconds between scrapes of the exporters (direct backend)",
         default=AdapterConfig.direct_scrape_interval_seconds,
-        type=_positive_seconds,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(
@@ -117,7 +110,7 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--prometheus-timeout",
         help="seconds a Prometheus query may take before the read answers 503",
         default=AdapterConfig.prometheus_timeout_seconds,
-        type=_positive_seconds,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(

@@ -15,7 +15,7 @@ from exporter.pods.device_ids import DEFAULT_RESOURCE_PATTERNS
 from exporter.pods.model import ContainerRef
 from exporter.pods.simulated import parse_pod_spec
 from kgm_common.addresses import ListenAddress, parse_listen_address
-from kgm_common.flags import EnvTwinParser, parse_bool
+from kgm_common.flags import EnvTwinParser, parse_bool, positive_float
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS
 from kgm_common.scenario import Scenario, ScenarioError, load_scenario
 
@@ -83,13 +83,6 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
 
 
@@ -165,7 +158,7 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--scenario-speed",
         help="scenario seconds per real second (60: a 30-minute scenario in 30 s)",
         default=defaults.scenario_speed,
-        type=_positive_float,
+        type=positive_float,
         metavar="N",
     )
     flags.add(
@@ -180,7 +173,7 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--nvml-energy-ttl",
         help="seconds to reuse the total-energy reading (about 3 ms per GPU to read)",
         default=defaults.nvml_energy_ttl_seconds,
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(
@@ -193,14 +186,14 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--pod-resources-timeout",
         help="deadline of each pod-resources call",
         default=defaults.pod_resources_timeout_seconds,
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(
         "--pod-resources-cache-ttl",
         help="how long one pod-resources List answer serves scrapes",
         default=defaults.pod_resources_cache_ttl_seconds,
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(
@@ -269,7 +262,7 @@ def build_parser(environ: dict[str, str] | None = None) -> EnvTwinParser:
         "--mount-timeout",
         help="seconds a filesystem may take to answer statvfs before it is reported stuck",
         default=defaults.mount_timeout_seconds,
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(

@@ -26,19 +26,12 @@ from hpalab.hpa_spec import HorizontalPodAutoscaler, load_hpa
 from hpalab.progress import Progress
 from hpalab.series import load_series
 from hpalab.simulate import Step, replay_scenario, replay_series, write_timeline
-from kgm_common.flags import EnvTwinParser, parse_bool
+from kgm_common.flags import EnvTwinParser, parse_bool, positive_float
 from kgm_common.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from kgm_common.scenario import load_scenario
 from kgm_common.yamlsource import SourceError
 
 PROG = "kube-gpu-hpa"
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
 
 
 def _non_negative(text: str) -> float:
@@ -53,7 +46,7 @@ def _controller_flags(flags: EnvTwinParser) -> None:
         "--sync-period",
         help="seconds between HPA syncs (--horizontal-pod-autoscaler-sync-period)",
         default=DEFAULT_SYNC_PERIOD,
-        type=_positive,
+        type=positive_float,
     )
     flags.add(
         "--tolerance",
@@ -216,7 +209,7 @@ def _lab_parser() -> EnvTwinParser:
         "--speed",
         help="scenario seconds per real second (30: a 25-minute scenario in 50 s)",
         default=10.0,
-        type=_positive,
+        type=positive_float,
         metavar="N",
     )
     flags.add(
@@ -224,14 +217,14 @@ def _lab_parser() -> EnvTwinParser:
         help="seconds of scenario time the adapter averages over (rounded to whole real seconds); "
         "60 is the adapter's default in a cluster, shorter follows the load more closely",
         default=60.0,
-        type=_positive,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(
         "--scrape-interval",
         help="seconds of scenario time between the adapter's scrapes of the exporter",
         default=5.0,
-        type=_positive,
+        type=positive_float,
         metavar="SECONDS",
     )
     flags.add(

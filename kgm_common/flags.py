@@ -25,6 +25,14 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def positive_float(text: str) -> float:
+    """Parse a number greater than 0 (durations, rates, ratios of speed)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
 class EnvTwinParser:
     """Adds flags to an ``argparse`` parser, each defaulting to its ``KGM_*`` twin when set."""
 
