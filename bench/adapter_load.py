@@ -24,28 +24,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psutil
 from aiohttp import web
 
 from bench.common import (
     REPO,
     Latency,
     free_port,
+    process,
     ratio,
     rss_mib,
     table,
@@ -215,29 +212,6 @@ def fetch(request: Request) -> bytes:
                 return await response.read()
 
     return asyncio.run(once())
-
-
-@contextlib.contextmanager
-def process(
-    command: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = REPO
-) -> Iterator[psutil.Process]:
-    """Run ``command`` in ``cwd``; always stopped on exit."""
-    child = subprocess.Popen(
-        list(command),
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield psutil.Process(child.pid)
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def items(body: bytes) -> int:

@@ -114,6 +114,29 @@ def rss_mib(process: psutil.Process) -> float:
 
 
 @contextlib.contextmanager
+def process(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path = REPO
+) -> Iterator[psutil.Process]:
+    """Run ``command`` in ``cwd``; always stopped on exit (SIGTERM, then SIGKILL after 10 s)."""
+    child = subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield psutil.Process(child.pid)
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@contextlib.contextmanager
 def server_process(
     command: Sequence[str],
     *,
@@ -124,30 +147,17 @@ def server_process(
     timeout: float = 60,
 ) -> Iterator[psutil.Process]:
     """Start ``command`` in ``cwd``, wait until ``ready_path`` answers 200 on ``port``, always stop it."""
-    process = subprocess.Popen(
-        list(command),
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with process(command, env=env, cwd=cwd) as started:
 
         def ready() -> bool:
-            if process.poll() is not None:
-                raise ExitedEarly(f"{command[0]} exited with {process.returncode} before it was ready")
+            with contextlib.suppress(psutil.TimeoutExpired):
+                code = started.wait(timeout=0)
+                raise ExitedEarly(f"{command[0]} exited with {code} before it was ready")
             http_get(port, ready_path)
             return True
 
         wait_for(ready, timeout=timeout, what=" ".join(command[:3]))
-        yield psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield started
 
 
 def machine() -> dict[str, Any]:
