@@ -61,7 +61,8 @@ async def metric(request: web.Request) -> web.Response:
         metric_selector=parse_query_selector("metricLabelSelector", query.get("metricLabelSelector")),
     )
     values = await read_metric(metric_request, request.app[BACKEND], request.app[RESOLVER])
-    return json_response(metric_value_list(version, values, metric_request.metric_selector))
+    body = metric_value_list(version, values, metric_request.metric_selector)
+    return web.Response(body=body, content_type=JSON_TYPE)
 
 
 async def openapi_v2(request: web.Request) -> web.Response:

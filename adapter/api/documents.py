@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
 
 from adapter.api.resources import GROUP, ResourceKind
-from adapter.api.status import bad_request
+from adapter.api.status import bad_request, go_escaped
 from adapter.backends.base import MetricSample, ObjectKey
 from adapter.quantity import format_quantity
 from adapter.selectors import Operator, Selector
@@ -24,8 +25,7 @@ _EXPRESSION_OPERATORS = {
 }
 
 
-@dataclass(frozen=True)
-class MetricValue:
+class MetricValue(NamedTuple):
     """One answered object: what it is, which metric, and the sample."""
 
     kind: ResourceKind
@@ -71,41 +71,57 @@ def _rfc3339_seconds(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def described_object(kind: ResourceKind, key: ObjectKey) -> dict[str, str]:
-    """``v1.ObjectReference`` keys in Go's order; empty fields are omitted as ``omitempty`` does."""
-    reference = {"kind": kind.kind}
-    if key.namespace:
-        reference["namespace"] = key.namespace
-    reference["name"] = key.name
-    reference["apiVersion"] = kind.api_version
-    return reference
+def _reference_parts(kind: ResourceKind) -> tuple[str, str]:
+    """The JSON around a namespace and name in ``describedObject`` (``v1.ObjectReference``, Go's key
+    order); an empty namespace is omitted as ``omitempty`` does."""
+    return f'{{"kind":{_string(kind.kind)},', f',"apiVersion":{_string(kind.api_version)}}}'
 
 
-def _item(version: str, value: MetricValue, selector: dict[str, Any] | None) -> dict[str, Any]:
-    sample = value.sample
-    item: dict[str, Any] = {"describedObject": described_object(value.kind, value.key)}
-    if version == "v1beta1":
-        item["metricName"] = value.metric
-        item["timestamp"] = rfc3339(sample.timestamp)
-        item["window"] = sample.window_seconds
-        item["value"] = format_quantity(sample.value)
-        item["selector"] = selector
-    else:
-        item["metric"] = {"name": value.metric, "selector": selector}
-        item["timestamp"] = rfc3339(sample.timestamp)
-        item["windowSeconds"] = sample.window_seconds
-        item["value"] = format_quantity(sample.value)
-    return item
+def _reference(kind_parts: tuple[str, str], key: ObjectKey) -> str:
+    namespace = f'"namespace":{_string(key.namespace)},' if key.namespace else ""
+    return f'{kind_parts[0]}{namespace}"name":{_string(key.name)}{kind_parts[1]}'
 
 
-def metric_value_list(
-    version: str, values: Sequence[MetricValue], metric_selector: Selector | None
-) -> dict[str, Any]:
-    """``MetricValueList`` of ``version``: ``metricName``/``window`` in v1beta1, ``metric{}`` in v1beta2."""
-    selector = label_selector(metric_selector)
-    return {
-        "kind": "MetricValueList",
-        "apiVersion": f"{GROUP}/{version}",
-        "metadata": {},
-        "items": [_item(version, value, selector) for value in values],
-    }
+def metric_value_list(version: str, values: Sequence[MetricValue], metric_selector: Selector | None) -> bytes:
+    """``MetricValueList`` of ``version`` as JSON (``metricName``/``window`` in v1beta1, ``metric{}``
+    in v1beta2).
+
+    Written as text an item at a time rather than built as dicts for ``json.dumps``: an answer holds
+    one item per pod, and the dicts cost three times the text. Keys are in the order of the Go types'
+    fields, as kube-apiserver would write them.
+    """
+    selector = _json(label_selector(metric_selector))
+    items = []
+    # An answer is nearly always of one kind and one metric: their JSON is written once.
+    last_kind: ResourceKind | None = None
+    last_metric: str | None = None
+    kind_parts, metric = ("", ""), ""
+    for kind, key, metric_name, (value, timestamp, window) in values:
+        if kind is not last_kind:
+            last_kind, kind_parts = kind, _reference_parts(kind)
+        if metric_name != last_metric:
+            last_metric, metric = metric_name, _string(metric_name)
+        reference = _reference(kind_parts, key)
+        time = rfc3339(timestamp)
+        quantity = format_quantity(value)
+        if version == "v1beta1":
+            items.append(
+                f'{{"describedObject":{reference},"metricName":{metric},"timestamp":"{time}",'
+                f'"window":{window},"value":"{quantity}","selector":{selector}}}'
+            )
+        else:
+            items.append(
+                f'{{"describedObject":{reference},"metric":{{"name":{metric},"selector":{selector}}},'
+                f'"timestamp":"{time}","windowSeconds":{window},"value":"{quantity}"}}'
+            )
+    api_version = _string(f"{GROUP}/{version}")
+    head = f'{{"kind":"MetricValueList","apiVersion":{api_version},"metadata":{{}},"items":['
+    return go_escaped(head + ",".join(items) + "]}")
+
+
+def _json(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+# The C string encoder json.dumps uses, without the call's setup: once or twice per item.
+_string: Callable[[str], str] = encode_basestring

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 
 from adapter.api.documents import MetricValue
 from adapter.api.resources import NAMESPACE, ResourceKind, lookup_resource, serves
@@ -102,9 +101,7 @@ def _object_not_found(kind: ResourceKind, name: str) -> StatusError:
 async def _objects(request: MetricRequest, resolver: ObjectResolver) -> list[ObjectKey]:
     kind = request.kind
     if request.name == WILDCARD:
-        selected = await resolver.select(kind.resource, request.namespace, request.label_selector)
-        # ObjectKey's own order by attribute, several times faster than its generated comparisons.
-        return sorted(selected, key=attrgetter("namespace", "name"))
+        return sorted(await resolver.select(kind.resource, request.namespace, request.label_selector))
     return [await resolver.get(kind.resource, request.namespace, request.name)]
 
 

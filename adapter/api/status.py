@@ -29,8 +29,16 @@ _REASONS = {
 
 def encode(document: Any) -> bytes:
     """Compact JSON as Go's encoding/json writes it, ``<``, ``>`` and ``&`` escaped the same way."""
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+    return go_escaped(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+
+
+def go_escaped(json_text: str) -> bytes:
+    """JSON text with ``<``, ``>`` and ``&`` escaped as Go's encoding/json does.
+
+    Outside strings JSON has none of the three, so replacing them in the whole text escapes them in
+    every string of it.
+    """
+    return json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
 
 def json_response(document: Any, status: int = 200) -> web.Response:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from adapter.backends.base import ObjectKey
 from adapter.backends.window import WindowedSeries
@@ -48,8 +49,9 @@ METRICS = (METRIC_UTILIZATION, METRIC_MEMORY_USED, METRIC_MEMORY_UTILIZATION)
 Container = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
-class DeviceUse:
+# A named tuple: the direct backend builds one per pod and device at every scrape and keeps thousands;
+# smaller than a frozen dataclass and several times faster to build.
+class DeviceUse(NamedTuple):
     """What one object (pod or node) uses of one device; ``None`` where the series are missing."""
 
     node: str
@@ -122,25 +124,25 @@ def _pod_part(
     return whole * sum(1 for container in holders if container[:2] == pod) / len(holders)
 
 
-def pod_device_use(series: Iterable[WindowedSeries], node: str) -> dict[ObjectKey, list[DeviceUse]]:
+def pod_device_use(series: Iterable[WindowedSeries], node: str) -> dict[ObjectKey, tuple[DeviceUse, ...]]:
     """Each pod's use of each device of one target, by the rules in this module's docstring."""
     return _pod_uses(_devices(series).values(), node)
 
 
-def node_device_use(series: Iterable[WindowedSeries], node: str) -> list[DeviceUse]:
+def node_device_use(series: Iterable[WindowedSeries], node: str) -> tuple[DeviceUse, ...]:
     """Every device of one target, taken whole; a GPU split into MIG instances counts as its instances."""
     return _node_uses(_devices(series).values(), node)
 
 
 def device_use(
     series: Iterable[WindowedSeries], node: str
-) -> tuple[dict[ObjectKey, list[DeviceUse]], list[DeviceUse]]:
+) -> tuple[dict[ObjectKey, tuple[DeviceUse, ...]], tuple[DeviceUse, ...]]:
     """``pod_device_use`` and ``node_device_use`` of one target, from one pass over its series."""
     devices = _devices(series).values()
     return _pod_uses(devices, node), _node_uses(devices, node)
 
 
-def _pod_uses(devices: Collection[_Device], node: str) -> dict[ObjectKey, list[DeviceUse]]:
+def _pod_uses(devices: Collection[_Device], node: str) -> dict[ObjectKey, tuple[DeviceUse, ...]]:
     result: dict[ObjectKey, list[DeviceUse]] = defaultdict(list)
     for device in devices:
         utilization = device.fields.get(UTILIZATION)
@@ -159,13 +161,13 @@ def _pod_uses(devices: Collection[_Device], node: str) -> dict[ObjectKey, list[D
             result[ObjectKey(pod[0], pod[1])].append(
                 DeviceUse(node, device.gpu, device.uuid, pod_utilization, pod_used, total, device.timestamp)
             )
-    return dict(result)
+    return {key: tuple(uses) for key, uses in result.items()}
 
 
-def _node_uses(devices: Collection[_Device], node: str) -> list[DeviceUse]:
+def _node_uses(devices: Collection[_Device], node: str) -> tuple[DeviceUse, ...]:
     # The physical GPU's memory series cover its instances' memory: counting both would count it twice.
     parents = {device.parent_uuid for device in devices if device.parent_uuid}
-    return [
+    return tuple(
         DeviceUse(
             node,
             device.gpu,
@@ -177,11 +179,11 @@ def _node_uses(devices: Collection[_Device], node: str) -> list[DeviceUse]:
         )
         for device in devices
         if device.uuid not in parents
-    ]
+    )
 
 
-@dataclass(frozen=True)
-class Value:
+# A named tuple: one is built for every value worked out, several times faster than a frozen dataclass.
+class Value(NamedTuple):
     """A computed metric value and the time of the newest sample behind it."""
 
     value: float

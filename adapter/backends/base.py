@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from adapter.selectors import Selector
 
@@ -17,16 +17,16 @@ class UnknownMetric(LookupError):
     """No such metric for this resource; the API answers 404."""
 
 
-@dataclass(frozen=True, order=True)
-class ObjectKey:
+# Tuples rather than dataclasses for the two types built, hashed and sorted once per object of every
+# answer: their hashing, equality and order run in C, several times faster at thousands of pods.
+class ObjectKey(NamedTuple):
     """A Kubernetes object the API asks about; ``namespace`` is empty for nodes and namespaces."""
 
     namespace: str
     name: str
 
 
-@dataclass(frozen=True)
-class MetricSample:
+class MetricSample(NamedTuple):
     """One value for one object: ``timestamp`` is unix seconds, ``window_seconds`` the averaging window."""
 
     value: float

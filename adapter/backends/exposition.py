@@ -6,7 +6,7 @@ import math
 import re
 import sys
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,8 +21,8 @@ def label_value(labels: Labels, name: str) -> str:
     return ""
 
 
-@dataclass(frozen=True)
-class Sample:
+# A named tuple: one is built per sample of every scrape, several times faster than a frozen dataclass.
+class Sample(NamedTuple):
     """One exposed sample: metric name, labels sorted by name, value."""
 
     name: str

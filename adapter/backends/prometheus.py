@@ -121,11 +121,12 @@ class PrometheusBackend:
             rule.name, render(rule.queries[resource], render_matchers(matchers), rule.window_seconds)
         )
         wanted = set(objects)
+        key_of, window = object_key(rule, resource), rule.window_seconds
         result: dict[ObjectKey, MetricSample] = {}
-        for sample in samples:
-            key = object_key(rule, resource, sample.labels)
+        for labels, value, timestamp in samples:
+            key = key_of(labels)
             if key in wanted:
-                result[key] = MetricSample(sample.value, sample.timestamp, rule.window_seconds)
+                result[key] = MetricSample(value, timestamp, window)
         return result
 
     async def aggregate(
@@ -196,7 +197,8 @@ class PrometheusBackend:
                     samples = await self._query(rule.name, render(template, "", rule.window_seconds))
                 except BackendUnavailable:
                     return
-                keys = (object_key(rule, resource, s.labels) for s in samples)
+                key_of = object_key(rule, resource)
+                keys = (key_of(s.labels) for s in samples)
                 seen[resource].update(key for key in keys if key.name)
         self._seen = {resource: frozenset(keys) for resource, keys in seen.items()}
 
@@ -265,9 +267,11 @@ def object_matchers(rule: MetricRule, resource: str, objects: Sequence[ObjectKey
     return [one_of(label, [key.name for key in objects])]
 
 
-def object_key(rule: MetricRule, resource: str, labels: Mapping[str, str]) -> ObjectKey:
-    """The object a result series is about."""
+def object_key(rule: MetricRule, resource: str) -> Callable[[Mapping[str, str]], ObjectKey]:
+    """How to tell the object a result series of ``rule`` for ``resource`` is about, from its labels."""
     names = rule.labels
     if resource == "pods":
-        return ObjectKey(labels.get(names.namespace, ""), labels.get(names.pod, ""))
-    return ObjectKey("", labels.get(names.node if resource == "nodes" else names.namespace, ""))
+        namespace, pod = names.namespace, names.pod
+        return lambda labels: ObjectKey(labels.get(namespace, ""), labels.get(pod, ""))
+    label = names.node if resource == "nodes" else names.namespace
+    return lambda labels: ObjectKey("", labels.get(label, ""))

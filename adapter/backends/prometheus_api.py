@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import math
 import ssl
+import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote_plus
 
 import aiohttp
 
 from adapter.backends.base import BackendUnavailable
 
 TOKEN_REFRESH_SECONDS = 60.0
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class QueryRejected(BackendUnavailable):
@@ -40,8 +43,7 @@ class PrometheusOptions:
     insecure_skip_verify: bool = False
 
 
-@dataclass(frozen=True)
-class VectorSample:
+class VectorSample(NamedTuple):
     """One element of an instant-vector result."""
 
     labels: Mapping[str, str]
@@ -61,7 +63,11 @@ def _ssl_context(options: PrometheusOptions) -> ssl.SSLContext | bool:
 
 
 def parse_vector(body: Any) -> list[VectorSample]:
-    """Samples from an instant-query answer; non-finite values (e.g. 0/0) are left out."""
+    """Samples from an instant-query answer; non-finite values (e.g. 0/0) are left out.
+
+    The labels are the decoded JSON object itself: Prometheus' API writes label names and values as
+    strings, and copying a dict per result was a third of reading a thousand-pod answer.
+    """
     try:
         data = body["data"]
         if data["resultType"] != "vector":
@@ -70,8 +76,10 @@ def parse_vector(body: Any) -> list[VectorSample]:
         for item in data["result"]:
             timestamp, text = item["value"]
             value = float(text)
+            labels = item["metric"]
+            if not isinstance(labels, dict):
+                raise TypeError(f"a result's metric is {type(labels).__name__}, not an object")
             if math.isfinite(value):
-                labels = {str(k): str(v) for k, v in item["metric"].items()}
                 samples.append(VectorSample(labels, value, float(timestamp)))
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendUnavailable(f"Prometheus' answer is not an instant-query result ({exc!r})") from None
@@ -98,7 +106,10 @@ class PrometheusClient:
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=_ssl_context(self._options))
-            self._session = aiohttp.ClientSession(connector=connector)
+            # Uncompressed answers: Prometheus and the adapter share a cluster network, where gzip of a
+            # thousand-pod answer (~100 kB) costs both ends more CPU time than the bytes take to send.
+            headers = {"Accept-Encoding": "identity"}
+            self._session = aiohttp.ClientSession(connector=connector, headers=headers)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -143,11 +154,14 @@ class PrometheusClient:
             raise BackendUnavailable(self._down_reason)
         url = f"{self._base}/api/v1/{endpoint}"
         timeout = self._options.timeout_seconds
+        body = form_encoded(form)
+        headers = {"Content-Type": FORM_TYPE, **self._headers()}
         try:
             async with session.post(
-                url, data=dict(form), headers=self._headers(), timeout=aiohttp.ClientTimeout(total=timeout)
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
-                text = await response.text()
+                # json.loads reads UTF-8 bytes itself: no decoded copy of a large answer.
+                answer = await response.read()
                 status = response.status
         except TimeoutError:
             raise self._down(f"Prometheus at {self._base} did not answer within {timeout:g}s") from None
@@ -156,7 +170,7 @@ class PrometheusClient:
                 f"cannot reach Prometheus at {self._base}: {exc or type(exc).__name__}"
             ) from None
         self._down_until = -math.inf
-        return _decode(status, text)
+        return _decode(status, answer)
 
     def _down(self, reason: str) -> BackendUnavailable:
         self._down_until = self._clock() + self._options.retry_seconds
@@ -164,7 +178,29 @@ class PrometheusClient:
         return BackendUnavailable(reason)
 
 
-def _decode(status: int, text: str) -> Any:
+# Characters a form value keeps as they are (``urllib.parse.quote_plus``'s safe set).
+_FORM_SAFE = frozenset(string.ascii_letters + string.digits + "_.-~")
+
+
+def form_encoded(form: Mapping[str, str]) -> bytes:
+    """``application/x-www-form-urlencoded`` bytes of ``form``, as Go's ``ParseForm`` reads them.
+
+    ``urlencode`` looks every character up in Python, about a millisecond for the regex of a
+    thousand pods; ``str.replace`` of each distinct unsafe character does the same in C.
+    """
+    return "&".join(f"{_form_escaped(key)}={_form_escaped(value)}" for key, value in form.items()).encode()
+
+
+def _form_escaped(text: str) -> str:
+    if not text.isascii():
+        return quote_plus(text)
+    # "%" first, so that no escape is escaped again; the escapes themselves are safe characters.
+    for char in sorted(set(text) - _FORM_SAFE, key=lambda char: char != "%"):
+        text = text.replace(char, f"%{ord(char):02X}")
+    return text
+
+
+def _decode(status: int, text: bytes) -> Any:
     try:
         body = json.loads(text)
     except ValueError:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from kubernetes.client import (
     V1ObjectMeta,
 )
 
+from adapter.backends import direct
 from adapter.backends.attribution import (
     DeviceUse,
     Value,
@@ -25,7 +27,7 @@ from adapter.backends.attribution import (
     pod_device_use,
 )
 from adapter.backends.base import BackendUnavailable, ObjectKey, UnknownMetric
-from adapter.backends.direct import DirectBackend
+from adapter.backends.direct import INLINE_PARSE_LIMIT, DirectBackend
 from adapter.backends.discovery import (
     DiscoveryError,
     EndpointSliceDiscovery,
@@ -564,6 +566,30 @@ async def test_background_loop_scrapes_until_closed(servers: list[ExpositionServ
     rounds = backend.stats().rounds
     await asyncio.sleep(0.15)
     assert backend.stats().rounds == rounds
+
+
+async def test_large_bodies_are_parsed_in_a_thread_small_ones_on_the_loop(
+    servers: list[ExpositionServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers[0].text = exposition(node_a(), node="node-a")
+    servers[1].text = exposition(node_b(), node="node-b") + "host_metric 1\n" * (INLINE_PARSE_LIMIT // 10)
+    # Whether the body was large, and the thread that parsed it.
+    parsed_on: dict[bool, int] = {}
+
+    def parse(text: str, names: Collection[str]) -> list[Sample]:
+        parsed_on[len(text) > INLINE_PARSE_LIMIT] = threading.get_ident()
+        return parse_exposition(text, names)
+
+    monkeypatch.setattr(direct, "parse_exposition", parse)
+    backend = DirectBackend(StaticTargets([s.url for s in servers]), clock=Clock())
+    await start(backend)
+    try:
+        nodes = [ObjectKey("", "node-a"), ObjectKey("", "node-b")]
+        assert set(await backend.values("gpu_utilization", "nodes", nodes)) == set(nodes)
+    finally:
+        await backend.close()
+    assert parsed_on[False] == threading.get_ident()
+    assert parsed_on[True] != threading.get_ident()
 
 
 def test_window_must_hold_an_interval() -> None:

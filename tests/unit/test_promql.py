@@ -6,12 +6,13 @@ import ast
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from adapter.backends.promql import (
     Matcher,
     NoMatchError,
+    alternation,
     one_of,
     quote,
     regex_escape,
@@ -123,3 +124,49 @@ def test_requirement_values_are_escaped(values: list[str]) -> None:
     label, _, literal = rendered.partition("=~" if len(usable) > 1 else "=")
     assert label == "pod"
     ast.literal_eval(literal)
+
+
+# The escapes spelled out one character at a time, as the module's docstring states them: the fast
+# paths (str.translate for the common text) must write exactly this.
+LITERAL_PLAIN = set(string.ascii_letters + string.digits + " _-.:/,;=+@#%&*()[]<>!?~^|$'")
+REGEX_PLAIN = set(string.ascii_letters + string.digits + "_")
+
+
+def quoted_char(char: str) -> str:
+    if char in LITERAL_PLAIN:
+        return char
+    if char in '\\"':
+        return "\\" + char
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
+def regex_char(char: str) -> str:
+    if char in REGEX_PLAIN:
+        return char
+    return "\\" + char if char in string.punctuation else f"\\x{{{ord(char):x}}}"
+
+
+names = st.one_of(text, st.from_regex(r"[a-z0-9_][a-z0-9._\\\-\"]{0,40}", fullmatch=True))
+
+
+@example("_a-b.c")
+@example('\\"')
+@given(names)
+def test_quote_writes_each_character_as_specified(value: str) -> None:
+    assert quote(value) == '"' + "".join(map(quoted_char, value)) + '"'
+
+
+@example("_a-b.c")
+@example('\\"')
+@given(names)
+def test_regex_escape_writes_each_character_as_specified(value: str) -> None:
+    assert regex_escape(value) == regex_char_string(value)
+
+
+@given(st.lists(st.one_of(names, st.text(alphabet="a\x00|-.", max_size=4)), min_size=1, max_size=8))
+def test_alternation_escapes_each_value_alone(values: list[str]) -> None:
+    assert alternation(values) == "|".join(map(regex_char_string, values))
+
+
+def regex_char_string(value: str) -> str:
+    return "".join(map(regex_char, value))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import math
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapter.quantity import QuantityError, canonical_quantity, format_quantity, parse_quantity
+from adapter.quantity import (
+    QuantityError,
+    canonical_milli,
+    canonical_quantity,
+    format_quantity,
+    parse_quantity,
+)
 
 INT64_MAX = 2**63 - 1
 
@@ -226,3 +233,17 @@ def test_canonical_form_is_an_integer_with_the_largest_suffix(text: str) -> None
 def test_format_truncates_floats_to_milli(value: float) -> None:
     expected = int(Decimal(value * 1000.0)) / Decimal(1000)
     assert parse_quantity(format_quantity(value)) == expected
+
+
+@given(st.integers(min_value=-INT64_MAX, max_value=INT64_MAX))
+def test_integer_canonical_form_matches_the_decimal_one(milli: int) -> None:
+    assert canonical_milli(milli) == canonical_quantity(Decimal(milli).scaleb(-3))
+
+
+@given(st.floats(allow_nan=False))
+def test_float_fast_path_matches_decimal_truncation(value: float) -> None:
+    scaled = value * 1000.0
+    beyond = 2**64 if scaled > 0 else -(2**64)
+    exact = int(Decimal(scaled).to_integral_value(rounding=ROUND_DOWN)) if math.isfinite(scaled) else beyond
+    milli = max(-INT64_MAX, min(INT64_MAX, exact))
+    assert format_quantity(value) == canonical_quantity(Decimal(milli).scaleb(-3))
