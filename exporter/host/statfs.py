@@ -11,45 +11,80 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 
 Statvfs = Callable[[str], os.statvfs_result]
 StatOutcome = os.statvfs_result | Exception
-_Job = tuple[str, Future[StatOutcome]]
 
 
 class StuckMountError(Exception):
     """statvfs on this path missed its deadline and has not returned since."""
 
 
+class _Batch:
+    """Paths a worker stats in order, with the call it is in and when that call started.
+
+    The scraping thread is woken once, when the whole batch is done; the position and start of the
+    current call let it hold each call to its own deadline without a hand-off per path.
+    """
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = paths
+        self.outcomes: list[StatOutcome] = []
+        self.done = threading.Event()
+        # Guards the three below, so the caller never abandons a call other than the one it timed.
+        self._lock = threading.Lock()
+        self._position = 0
+        # Until the worker takes the batch up, the first path's deadline runs from submission.
+        self._started = time.monotonic()
+        self._abandoned = False
+
+    def run(self, statvfs: Statvfs) -> None:
+        for position, path in enumerate(self.paths):
+            with self._lock:
+                if self._abandoned:
+                    break
+                self._position, self._started = position, time.monotonic()
+            try:
+                outcome: StatOutcome = statvfs(path)
+            except Exception as exc:  # noqa: BLE001 - one mount's failure is that mount's outcome
+                outcome = exc
+            self.outcomes.append(outcome)
+        self.done.set()
+
+    def wait(self, timeout: float) -> int | None:
+        """None once every path has its outcome; else the position of a call that has run ``timeout``
+        seconds, after which no further call of the batch is started."""
+        remaining = timeout
+        while not self.done.wait(remaining):
+            with self._lock:
+                remaining = self._started + timeout - time.monotonic()
+                if remaining <= 0:
+                    self._abandoned = True
+                    return self._position
+        return None
+
+
 class _Worker:
-    """One thread running statvfs calls in the order they were queued."""
+    """One thread running batches in the order they were queued."""
 
     def __init__(self, statvfs: Statvfs) -> None:
         self._statvfs = statvfs
-        self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._batches: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="statfs", daemon=True).start()
 
-    def submit(self, paths: Sequence[str]) -> list[Future[StatOutcome]]:
-        jobs: list[_Job] = [(path, Future()) for path in paths]
-        self._jobs.put(jobs)
-        return [future for _, future in jobs]
+    def submit(self, paths: Sequence[str]) -> _Batch:
+        batch = _Batch(paths)
+        self._batches.put(batch)
+        return batch
 
     def retire(self) -> None:
-        self._jobs.put(None)
+        self._batches.put(None)
 
     def _run(self) -> None:
-        while (jobs := self._jobs.get()) is not None:
-            for path, future in jobs:
-                if not future.set_running_or_notify_cancel():
-                    continue
-                # The outcome, error or not, is the result: the future then only ever raises for the wait.
-                try:
-                    outcome: StatOutcome = self._statvfs(path)
-                except Exception as exc:  # noqa: BLE001 - one mount's failure is that mount's outcome
-                    outcome = exc
-                future.set_result(outcome)
+        while (batch := self._batches.get()) is not None:
+            batch.run(self._statvfs)
 
 
 class BoundedStatfs:
@@ -60,7 +95,8 @@ class BoundedStatfs:
         self._statvfs = statvfs
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
-        self._stuck: dict[str, Future[StatOutcome]] = {}
+        # A stuck path's batch is done once its hung call has returned: the worker starts no other.
+        self._stuck: dict[str, _Batch] = {}
 
     def stat_all(self, paths: Sequence[str]) -> list[StatOutcome]:
         """Per path in order: the statvfs result, or the exception (``StuckMountError`` if it hung)."""
@@ -77,10 +113,10 @@ class BoundedStatfs:
         ]
 
     def _still_stuck(self, path: str) -> bool:
-        call = self._stuck.get(path)
-        if call is None:
+        batch = self._stuck.get(path)
+        if batch is None:
             return False
-        if not call.done():
+        if not batch.done.is_set():
             return True
         del self._stuck[path]
         return False
@@ -91,15 +127,15 @@ class BoundedStatfs:
         """Runs ``pending`` on the worker; returns the indices still to run if a call hung."""
         worker = self._worker or _Worker(self._statvfs)
         self._worker = worker
-        futures = worker.submit([paths[i] for i in pending])
-        for position, (index, future) in enumerate(zip(pending, futures, strict=True)):
-            try:
-                outcomes[index] = future.result(timeout=self._timeout)
-            except TimeoutError:
-                self._stuck[paths[index]] = future
-                for queued in futures[position + 1 :]:
-                    queued.cancel()
-                worker.retire()
-                self._worker = None
-                return [i for i in pending[position + 1 :] if paths[i] != paths[index]]
-        return []
+        batch = worker.submit([paths[i] for i in pending])
+        hung = batch.wait(self._timeout)
+        if hung is None:
+            outcomes.update(zip(pending, batch.outcomes, strict=True))
+            return []
+        # The hung call may return while this runs; only the outcomes before it are settled.
+        outcomes.update(zip(pending[:hung], batch.outcomes[:hung], strict=True))
+        stuck = paths[pending[hung]]
+        self._stuck[stuck] = batch
+        worker.retire()
+        self._worker = None
+        return [i for i in pending[hung + 1 :] if paths[i] != stuck]

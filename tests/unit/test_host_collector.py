@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from exporter.host.filesystems import (
     strip_rootfs,
 )
 from exporter.host.procfs import Mount, parse_loadavg, parse_mounts, parse_stat
-from exporter.host.statfs import BoundedStatfs, StuckMountError
+from exporter.host.statfs import BoundedStatfs, StatOutcome, StuckMountError
 from tests.support import wait_until
 
 USER_HZ = 100
@@ -370,6 +371,71 @@ def test_statfs_goes_on_after_a_hung_path(hanging: Callable[[str], HangingStatvf
     ok, stuck = os.statvfs_result, StuckMountError
     assert [type(o) for o in outcomes] == [ok, stuck, ok, stuck, ok]
     assert fake.calls.count("/dead") == 1
+
+
+# Short deadlines for the tests that wait them out; the calls meant to finish take far less.
+SHORT_TIMEOUT = 0.2
+FAILURES: dict[str, OSError] = {
+    "/missing": FileNotFoundError(errno.ENOENT, "No such file or directory", "/missing"),
+    "/etimedout": TimeoutError(errno.ETIMEDOUT, "Connection timed out", "/etimedout"),
+    "/denied": PermissionError(errno.EACCES, "Permission denied", "/denied"),
+}
+
+
+def fixed_statvfs(path: str) -> os.statvfs_result:
+    """A result that tells paths apart, or the path's failure from ``FAILURES``."""
+    if path in FAILURES:
+        raise FAILURES[path]
+    return os.statvfs_result((len(path),) * 10)
+
+
+# One instance for all examples, as a collector keeps one across scrapes.
+mixed_statfs = BoundedStatfs(5.0, fixed_statvfs)
+
+
+@given(st.lists(st.sampled_from(["/", "/proc", "/var/lib", *FAILURES]), max_size=30))
+def test_statfs_batch_matches_calling_statvfs_in_order(paths: list[str]) -> None:
+    expected: list[StatOutcome] = []
+    for path in paths:
+        try:
+            expected.append(fixed_statvfs(path))
+        except OSError as exc:
+            expected.append(exc)
+    assert mixed_statfs.stat_all(paths) == expected
+
+
+def test_statfs_hung_path_has_its_deadline_and_is_skipped_until_it_returns(
+    hanging: Callable[[str], HangingStatvfs],
+) -> None:
+    fake = hanging("/dead")
+    statfs = BoundedStatfs(SHORT_TIMEOUT, fake)
+    ok, stuck = os.statvfs_result, StuckMountError
+
+    started = time.monotonic()
+    outcomes = statfs.stat_all(["/a", "/dead", "/b", "/c"])
+    assert time.monotonic() - started >= SHORT_TIMEOUT
+    assert [type(o) for o in outcomes] == [ok, stuck, ok, ok]
+
+    started = time.monotonic()
+    outcomes = statfs.stat_all(["/dead", "/a"])
+    assert time.monotonic() - started < SHORT_TIMEOUT  # not waited on again while its call hangs
+    assert [type(o) for o in outcomes] == [stuck, ok]
+    assert fake.calls.count("/dead") == 1
+
+    fake.release.set()
+    wait_until(lambda: isinstance(statfs.stat_all(["/dead"])[0], ok), timeout=5.0)
+    assert fake.calls.count("/dead") == 2
+
+
+def test_statfs_slow_paths_each_within_their_deadline_are_not_stuck() -> None:
+    def slow_statvfs(path: str) -> os.statvfs_result:
+        time.sleep(SHORT_TIMEOUT / 2)
+        return os.statvfs_result((0,) * 10)
+
+    started = time.monotonic()
+    outcomes = BoundedStatfs(SHORT_TIMEOUT, slow_statvfs).stat_all(["/a", "/b", "/c"])
+    assert time.monotonic() - started > SHORT_TIMEOUT  # the batch outlasts one deadline
+    assert outcomes == [os.statvfs_result((0,) * 10)] * 3
 
 
 # --- parsers and pure logic under hypothesis --------------------------------------------------------
