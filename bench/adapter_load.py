@@ -14,10 +14,12 @@ For each pod count, in one run, over loopback:
 - the floors: the raw Prometheus query for the same PromQL the backend sends (built by the backend's
   own code), and a bare aiohttp handler answering the same bytes over the same TLS.
 
-Each target gets a closed loop of ``--concurrency`` clients on kept-alive connections for
-``--duration`` seconds (at most ``--max-requests``): p50/p99 latency and requests a second. Also
-``pods/<one pod>`` (one object, whatever the cluster size), and the adapter's RSS after the load.
-Writes bench/results/adapter_load.json.
+Latency: one client on a kept-alive connection for ``--duration`` seconds (at most
+``--max-requests``), sending the Prometheus backend's request and the raw query in turn, so both are
+measured over the same moments of this shared machine; p50 and p99. Throughput: ``--concurrency``
+clients on one target at a time, requests a second. Also ``pods/<one pod>`` (one object, whatever
+the cluster size), and the adapter's RSS after the load. Every client asks for uncompressed answers,
+as the backend asks Prometheus. Writes bench/results/adapter_load.json.
 """
 
 from __future__ import annotations
@@ -156,19 +158,29 @@ class LoadResult:
 
 
 async def closed_loop(
-    request: Request, *, concurrency: int, duration: float, max_requests: int
-) -> LoadResult:
-    """``concurrency`` clients each sending the next request when the last is answered."""
-    timings: list[float] = []
-    errors = 0
-    size = 0
-    deadline = time.perf_counter() + duration
-    connector = aiohttp.TCPConnector(ssl=client_tls(), limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    requests: Sequence[Request], *, concurrency: int, duration: float, max_requests: int
+) -> list[LoadResult]:
+    """``concurrency`` clients each sending the next request when the last is answered.
 
-        async def client() -> None:
-            nonlocal errors, size
-            while time.perf_counter() < deadline and len(timings) + errors < max_requests:
+    With several requests each client sends them in turn, so every target is measured over the same
+    moments of the machine (other processes' work, Prometheus' own housekeeping): their ratio is then
+    not one quiet and one busy stretch of time.
+    """
+    timings: list[list[float]] = [[] for _ in requests]
+    errors = [0] * len(requests)
+    sizes = [0] * len(requests)
+    deadline = time.perf_counter() + duration
+    connector = aiohttp.TCPConnector(ssl=client_tls(), limit=concurrency * len(requests))
+    # Answers uncompressed, as the adapter asks Prometheus for them and as kubectl is answered.
+    headers = {"Accept-Encoding": "identity"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def client(first: int) -> None:
+            turn = first
+            while time.perf_counter() < deadline and sum(map(len, timings)) + sum(errors) < max_requests:
+                index = turn % len(requests)
+                turn += 1
+                request = requests[index]
                 started = time.perf_counter()
                 if request.form is None:
                     response_cm = session.get(request.url)
@@ -177,25 +189,23 @@ async def closed_loop(
                 async with response_cm as response:
                     body = await response.read()
                 if response.status != 200:
-                    errors += 1
+                    errors[index] += 1
                     continue
-                timings.append(time.perf_counter() - started)
-                size = len(body)
+                timings[index].append(time.perf_counter() - started)
+                sizes[index] = len(body)
 
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await asyncio.gather(*(client(first) for first in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return LoadResult(Latency.of(timings or [float("nan")]), len(timings), elapsed, errors, size)
+    return [
+        LoadResult(Latency.of(timing or [float("nan")]), len(timing), elapsed, error, size)
+        for timing, error, size in zip(timings, errors, sizes, strict=True)
+    ]
 
 
-def load(request: Request, args: argparse.Namespace, concurrency: int | None = None) -> LoadResult:
+def load(requests: Sequence[Request], args: argparse.Namespace, concurrency: int) -> list[LoadResult]:
     return asyncio.run(
-        closed_loop(
-            request,
-            concurrency=concurrency or args.concurrency,
-            duration=args.duration,
-            max_requests=args.max_requests,
-        )
+        closed_loop(requests, concurrency=concurrency, duration=args.duration, max_requests=args.max_requests)
     )
 
 
@@ -314,7 +324,7 @@ def measure_direct(row: dict[str, Any], fleet_port: int, args: argparse.Namespac
         # Every series holds as many samples as it will in steady state.
         time.sleep(max(0.0, args.direct_fill - (time.monotonic() - started)))
         star_body = fetch(Request(base + STAR_PATH))
-        row["direct"] = run_pair(Request(base + STAR_PATH), Request(base + ONE_PATH), args)
+        (row["direct"],) = run_pair([Request(base + STAR_PATH)], [Request(base + ONE_PATH)], args)
         row["direct_rss_mib"] = rss_mib(adapter)
     row["response_bytes"] = len(star_body)
     return star_body
@@ -338,7 +348,7 @@ def measure_bare(row: dict[str, Any], body: bytes, scratch: Path, args: argparse
     ]
     with process(command):
         wait_for(lambda: len(fetch(Request(base + "/"))) == len(body), timeout=30, what="bare handler")
-        row["bare"] = run_pair(Request(base + STAR_PATH), None, args)
+        (row["bare"],) = run_pair([Request(base + STAR_PATH)], [], args)
 
 
 def measure_prometheus(row: dict[str, Any], fleet_port: int, scratch: Path, args: argparse.Namespace) -> None:
@@ -363,9 +373,6 @@ def measure_prometheus(row: dict[str, Any], fleet_port: int, scratch: Path, args
             return len(result) == pods
 
         wait_for(has_all, timeout=90, what="prometheus series")
-        row["raw_prometheus"] = run_pair(
-            Request(query_url, {"query": star_query}), Request(query_url, {"query": one_query}), args
-        )
         port = free_port()
         base = f"https://127.0.0.1:{port}"
         backend = ["--backend", "prometheus", "--prometheus-url", f"http://127.0.0.1:{prometheus_port}"]
@@ -373,28 +380,42 @@ def measure_prometheus(row: dict[str, Any], fleet_port: int, scratch: Path, args
             wait_for(
                 lambda: items(fetch(Request(base + STAR_PATH))) == pods, timeout=60, what="prometheus adapter"
             )
-            row["prometheus"] = run_pair(Request(base + STAR_PATH), Request(base + ONE_PATH), args)
+            row["raw_prometheus"], row["prometheus"] = run_pair(
+                [Request(query_url, {"query": star_query}), Request(base + STAR_PATH)],
+                [Request(query_url, {"query": one_query}), Request(base + ONE_PATH)],
+                args,
+            )
             row["prometheus_rss_mib"] = rss_mib(adapter)
 
 
-def run_pair(star: Request, one: Request | None, args: argparse.Namespace) -> dict[str, Any]:
-    """``pods/*`` under the closed loop, once at concurrency 1 and once at ``--concurrency``; one pod at 1."""
-    result: dict[str, Any] = {}
-    for key, request, concurrency in (
-        ("star", star, 1),
-        ("star_loaded", star, args.concurrency),
-        ("one", one, 1),
-    ):
-        if request is None:
-            continue
-        outcome = load(request, args, concurrency)
-        result[key] = {
-            **outcome.latency.__dict__,
-            "per_second": outcome.per_second,
-            "requests": outcome.requests,
-            "errors": outcome.errors,
-            "concurrency": concurrency,
-        }
+def run_pair(
+    stars: Sequence[Request], ones: Sequence[Request], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """``pods/*`` under the closed loop, once at concurrency 1 and once at ``--concurrency``; one pod at 1.
+
+    Latencies (one client) are measured with the targets in turn (``closed_loop``); throughput with
+    each target alone, as requests a second of targets taking turns would be one figure for all.
+    The answer has one dict per target.
+    """
+    result: list[dict[str, Any]] = [{} for _ in stars]
+    runs: list[tuple[str, Sequence[Request], Sequence[dict[str, Any]], int]] = [
+        ("star", stars, result, 1),
+        *(
+            ("star_loaded", [star], [figures], args.concurrency)
+            for star, figures in zip(stars, result, strict=True)
+        ),
+    ]
+    if ones:
+        runs.append(("one", ones, result, 1))
+    for key, requests, figures_of, concurrency in runs:
+        for figures, outcome in zip(figures_of, load(requests, args, concurrency), strict=True):
+            figures[key] = {
+                **outcome.latency.__dict__,
+                "per_second": outcome.per_second,
+                "requests": outcome.requests,
+                "errors": outcome.errors,
+                "concurrency": concurrency,
+            }
     return result
 
 
