@@ -143,6 +143,12 @@ class Request:
     url: str
     form: dict[str, str] | None = None
 
+    def send(self, session: aiohttp.ClientSession) -> Any:
+        """The request on ``session``, to be entered with ``async with``."""
+        if self.form is None:
+            return session.get(self.url)
+        return session.post(self.url, data=self.form)
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -182,11 +188,7 @@ async def closed_loop(
                 turn += 1
                 request = requests[index]
                 started = time.perf_counter()
-                if request.form is None:
-                    response_cm = session.get(request.url)
-                else:
-                    response_cm = session.post(request.url, data=request.form)
-                async with response_cm as response:
+                async with request.send(session) as response:
                     body = await response.read()
                 if response.status != 200:
                     errors[index] += 1
@@ -211,15 +213,12 @@ def load(requests: Sequence[Request], args: argparse.Namespace, concurrency: int
 
 def fetch(request: Request) -> bytes:
     async def once() -> bytes:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls())) as session:
-            if request.form is None:
-                response_cm = session.get(request.url)
-            else:
-                response_cm = session.post(request.url, data=request.form)
-            async with response_cm as response:
-                if response.status != 200:
-                    raise RuntimeError(f"{request.url}: HTTP {response.status}")
-                return await response.read()
+        connector = aiohttp.TCPConnector(ssl=client_tls())
+        async with aiohttp.ClientSession(connector=connector) as session, request.send(session) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{request.url}: HTTP {response.status}")
+            body: bytes = await response.read()
+            return body
 
     return asyncio.run(once())
 

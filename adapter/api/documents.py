@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from adapter.api.resources import GROUP, ResourceKind
-from adapter.api.status import bad_request, go_escaped
+from adapter.api.status import bad_request, compact_json, go_escaped
 from adapter.backends.base import MetricSample, ObjectKey
 from adapter.quantity import format_quantity
 from adapter.selectors import Operator, Selector
@@ -90,7 +89,7 @@ def metric_value_list(version: str, values: Sequence[MetricValue], metric_select
     one item per pod, and the dicts cost three times the text. Keys are in the order of the Go types'
     fields, as kube-apiserver would write them.
     """
-    selector = _json(label_selector(metric_selector))
+    selector = compact_json(label_selector(metric_selector))
     items = []
     # An answer is nearly always of one kind and one metric: their JSON is written once.
     last_kind: ResourceKind | None = None
@@ -117,10 +116,6 @@ def metric_value_list(version: str, values: Sequence[MetricValue], metric_select
     api_version = _string(f"{GROUP}/{version}")
     head = f'{{"kind":"MetricValueList","apiVersion":{api_version},"metadata":{{}},"items":['
     return go_escaped(head + ",".join(items) + "]}")
-
-
-def _json(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 # The C string encoder json.dumps uses, without the call's setup: once or twice per item.

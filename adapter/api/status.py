@@ -29,7 +29,12 @@ _REASONS = {
 
 def encode(document: Any) -> bytes:
     """Compact JSON as Go's encoding/json writes it, ``<``, ``>`` and ``&`` escaped the same way."""
-    return go_escaped(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+    return go_escaped(compact_json(document))
+
+
+def compact_json(document: Any) -> str:
+    """JSON text without spaces and with non-ASCII characters as they are; not yet ``go_escaped``."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def go_escaped(json_text: str) -> bytes:
