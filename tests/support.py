@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -38,6 +38,18 @@ def require_program(name: str, *candidates: str) -> str:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> int:
+    """SIGTERM, wait up to ``timeout``, SIGKILL if it hangs; returns the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return int(process.returncode)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, interval: float = 0.05) -> None:
@@ -112,14 +124,7 @@ class RunningProcess:
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM, wait, SIGKILL if it hangs; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return int(self.process.returncode)
+        return stop_process(self.process, timeout)
 
     def kill(self) -> None:
         """Kill the process if it still runs, and reap it."""

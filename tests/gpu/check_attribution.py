@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.pods.cgroups import ContainerCgroup, parse_proc_cgroup
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
 from tests.gpu.harness import smi, smi_apps, start_load, stop_load
+from tests.support import free_port, stop_process
 
 MIB = 1024**2
 WORKER_SECONDS = 150.0
@@ -213,12 +213,6 @@ def choose_placement(first: Placed) -> tuple[Placement, dict[str, Any]]:
 # -- nvidia-smi and the exporter -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def exporter(socket_path: str, proc_root: str, log_path: Path) -> Iterator[str]:
     """The real exporter on NVML until the block ends; yields its base URL once /readyz answers."""
@@ -263,12 +257,7 @@ def exporter(socket_path: str, proc_root: str, log_path: Path) -> Iterator[str]:
                 time.sleep(0.3)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]

@@ -27,6 +27,7 @@ from typing import Any
 from exporter.gpu.model import Field, GpuDevice, GpuReading
 from exporter.gpu.nvml import NvmlGpuSource
 from tests.gpu.harness import smi, smi_apps, start_load, stop_load
+from tests.support import stop_process
 
 MIB = 1024**2
 GPU_QUERY = "utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
@@ -186,11 +187,7 @@ def scrape_exporter(out: Path, index: str) -> dict[str, Any]:
             "nvidia_smi_same_moment": smi_now,
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

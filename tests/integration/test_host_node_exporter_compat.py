@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors.errors import ErrorCounts
 from exporter.collectors.host import DISK_DEVICES_EXCLUDE, HostCollector
 from exporter.host.filesystems import FS_TYPES_EXCLUDE, MOUNT_POINTS_EXCLUDE
-from tests.support import free_port, http_ok, require_program, wait_until
+from tests.support import free_port, http_ok, require_program, stop_process, wait_until
 
 Families = dict[str, Metric]
 
@@ -71,12 +71,7 @@ def node_exporter_url() -> Iterator[str]:
             pytest.fail(f"node_exporter exited with {process.returncode}: {stderr.decode()[-2000:]}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stderr:
             process.stderr.close()
 
