@@ -41,6 +41,19 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _output_flags(flags: EnvTwinParser) -> None:
+    """What a run writes besides its CSV: the plot and the progress bar (simulate and lab)."""
+    flags.add(
+        "--plot", help="write timeline.png (needs matplotlib)", default=True, type=parse_bool, metavar="BOOL"
+    )
+    flags.add(
+        "--progress",
+        help="progress bar on stderr",
+        default="auto",
+        choices=("auto", "always", "never"),
+    )
+
+
 def _controller_flags(flags: EnvTwinParser) -> None:
     flags.add(
         "--sync-period",
@@ -103,15 +116,7 @@ def _simulate_parser() -> EnvTwinParser:
         default=0.0,
         type=_non_negative,
     )
-    flags.add(
-        "--plot", help="write timeline.png (needs matplotlib)", default=True, type=parse_bool, metavar="BOOL"
-    )
-    flags.add(
-        "--progress",
-        help="progress bar on stderr",
-        default="auto",
-        choices=("auto", "always", "never"),
-    )
+    _output_flags(flags)
     _controller_flags(flags)
     return flags
 
@@ -227,15 +232,7 @@ def _lab_parser() -> EnvTwinParser:
         type=positive_float,
         metavar="SECONDS",
     )
-    flags.add(
-        "--plot", help="write timeline.png (needs matplotlib)", default=True, type=parse_bool, metavar="BOOL"
-    )
-    flags.add(
-        "--progress",
-        help="progress bar on stderr",
-        default="auto",
-        choices=("auto", "always", "never"),
-    )
+    _output_flags(flags)
     flags.add("--log-level", help="log level", default="info", choices=LOG_LEVELS)
     flags.add("--log-format", help="log format", default="logfmt", choices=LOG_FORMATS)
     _controller_flags(flags)
