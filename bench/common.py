@@ -16,6 +16,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,24 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 def rss_mib(process: psutil.Process) -> float:
     return float(process.memory_info().rss) / 2**20
+
+
+def exporter_command(port: int, gpu_source: str, *flags: str) -> list[str]:
+    """Our exporter's CLI on loopback ``port``, quiet, no kubelet unless ``flags`` give one."""
+    return [
+        sys.executable,
+        "-m",
+        "exporter",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--gpu-source",
+        gpu_source,
+        "--pod-resources-socket",
+        "",
+        "--log-level",
+        "warning",
+        *flags,
+    ]
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ Writes bench/results/exporter_scrape.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,9 @@ from bench.common import (
     table,
     timed_get,
     write_results,
+)
+from bench.common import (
+    exporter_command as common_exporter_command,
 )
 from exporter.gpu.simulated import SimulatedGpuSource, SimulatedGpuSpec, default_profiles
 from tests.fakes.fake_kubelet import Allocation, FakeKubelet, KubeletState
@@ -77,13 +79,8 @@ def fake_kubelet(gpus: int, pods: int) -> Iterator[str]:
 
 
 def exporter_command(port: int, gpus: int, host: bool, socket_path: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--gpu-source",
+    return common_exporter_command(
+        port,
         "simulated",
         "--simulated-gpus",
         str(gpus),
@@ -91,9 +88,7 @@ def exporter_command(port: int, gpus: int, host: bool, socket_path: str) -> list
         str(host).lower(),
         "--pod-resources-socket",
         socket_path,
-        "--log-level",
-        "warning",
-    ]
+    )
 
 
 def measure(

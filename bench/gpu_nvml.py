@@ -37,6 +37,7 @@ from typing import Any
 from bench.common import (
     ExitedEarly,
     Latency,
+    exporter_command,
     free_port,
     http_get,
     ratio,
@@ -175,21 +176,7 @@ def serve(port: int) -> None:
 
 def exporter_commands(port: int) -> list[tuple[str, list[str]]]:
     """The CLI first; the same registry and server without the CLI where it cannot start."""
-    cli = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--gpu-source",
-        "nvml",
-        "--host-metrics",
-        "false",
-        "--pod-resources-socket",
-        "",
-        "--log-level",
-        "warning",
-    ]
+    cli = exporter_command(port, "nvml", "--host-metrics", "false")
     return [
         ("cli", cli),
         ("bench.gpu_nvml --serve", [sys.executable, "-m", "bench.gpu_nvml", "--serve", str(port)]),

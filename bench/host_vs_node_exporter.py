@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,9 @@ from bench.common import (
     table,
     timed_get,
     write_results,
+)
+from bench.common import (
+    exporter_command as common_exporter_command,
 )
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -58,21 +60,7 @@ def node_exporter_command(port: int) -> list[str]:
 
 
 def exporter_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--gpu-source",
-        "none",
-        "--host-metrics",
-        "true",
-        "--pod-resources-socket",
-        "",
-        "--log-level",
-        "warning",
-    ]
+    return common_exporter_command(port, "none", "--host-metrics", "true")
 
 
 def one_round(
