@@ -33,12 +33,12 @@ class SeriesWindow:
 
     def __init__(self, window_seconds: float) -> None:
         self._window = window_seconds
-        # The series of the latest successful scrape, in the order they first appeared, and the column of
-        # each. Keys that are equal share one object, and so do equal label pairs within the target.
-        self._keys: tuple[SeriesKey, ...] = ()
+        # The series of the latest successful scrape and the column of each, in column order (the order
+        # they first appeared). Keys that are equal share one object, and so do equal label pairs within
+        # the target.
         self._columns: dict[SeriesKey, int] = {}
         # A row per successful scrape in the window: its time in ``_times``, its values in ``_values``,
-        # row after row, a column per series of ``_keys``; NaN before a series' first sample, which makes
+        # row after row, a column per series of ``_columns``; NaN before a series' first sample, which makes
         # each column NaN up to some row and a sample in every row after it (a series missing from a
         # scrape is dropped). Two arrays per target rather than an array per series: the cyclic GC has
         # a few objects per target to walk however many series it has, and a sample costs 8 bytes.
@@ -57,7 +57,7 @@ class SeriesWindow:
         if values.keys() != self._columns.keys():
             self._relayout(values)
         self._times.append(timestamp)
-        self._values.fromlist([values[key] for key in self._keys])
+        self._values.fromlist([values[key] for key in self._columns])
         self.prune(timestamp)
 
     def prune(self, now: float) -> None:
@@ -67,7 +67,7 @@ class SeriesWindow:
             self._clear()
         elif old:
             del self._times[:old]
-            del self._values[: old * len(self._keys)]
+            del self._values[: old * len(self._columns)]
 
     def fresh(self, now: float) -> list[WindowedSeries]:
         """Series with at least one sample within the window ending at ``now``, averaged over it."""
@@ -81,11 +81,11 @@ class SeriesWindow:
         """
         times = self._times
         first = self._first_row_within(now)
-        width = len(self._keys)
+        width = len(self._columns)
         values = self._values[first * width :]
         result: list[WindowedSeries] = []
         oldest = math.inf
-        for column, (name, labels) in enumerate(self._keys):
+        for column, (name, labels) in enumerate(self._columns):
             samples = values[column::width]
             start = 0
             while start < len(samples) and math.isnan(samples[start]):
@@ -110,21 +110,20 @@ class SeriesWindow:
         return first
 
     def _clear(self) -> None:
-        self._keys, self._columns = (), {}
+        self._columns = {}
         del self._times[:]
         del self._values[:]
 
     def _relayout(self, values: dict[SeriesKey, float]) -> None:
         """Make the columns those of ``values``: series kept in their order, then new ones, NaN so far."""
-        old_width = len(self._keys)
-        kept = [key for key in self._keys if key in values]
-        keys = (*kept, *interned(kept, [key for key in values if key not in self._columns]))
+        old_width = len(self._columns)
+        kept = [key for key in self._columns if key in values]
+        keys = [*kept, *interned(kept, [key for key in values if key not in self._columns])]
         sources = [self._columns.get(key) for key in keys]
         rows = [self._values[row * old_width : (row + 1) * old_width] for row in range(len(self._times))]
         self._values = array(
             "d", [math.nan if source is None else row[source] for row in rows for source in sources]
         )
-        self._keys = keys
         self._columns = {key: column for column, key in enumerate(keys)}
 
 
